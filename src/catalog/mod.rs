@@ -1,0 +1,3 @@
+//! The book catalog: books, authors, categories, ISBNs, search and CSV import.
+
+pub mod routes;

@@ -1,0 +1,363 @@
+//! Settings read from the environment once at start-up and validated, so that a bad value stops
+//! the process with a clear message instead of failing on the first request.
+
+use rand::RngCore;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Which database a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Backend {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
+/// Everything the service can be configured with.
+#[derive(Clone)]
+pub struct Settings {
+    /// A SQLite file path (or `sqlite://path`) or a `postgres://` URL.
+    pub database_url: String,
+    pub bind: String,
+    /// HMAC key for access tokens; at least 32 bytes.
+    pub jwt_secret: Vec<u8>,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// ISO 4217 code every `*_cents` amount is in.
+    pub currency: String,
+    /// Origins allowed by CORS; empty means no cross-origin access, `*` any origin.
+    pub cors_origins: Vec<String>,
+    pub pool_size: u32,
+    /// HTTP worker threads; defaults to the number of cores.
+    pub workers: Option<usize>,
+    /// Failed logins allowed per email or per client address within `login_window`.
+    pub login_max_failures: u32,
+    pub login_window: Duration,
+    /// Largest accepted JSON body.
+    pub json_limit_bytes: usize,
+    /// Largest accepted CSV import.
+    pub import_limit_bytes: usize,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("bind", &self.bind)
+            .field("jwt_secret", &"<redacted>")
+            .field("currency", &self.currency)
+            .field("cors_origins", &self.cors_origins)
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A setting that cannot be used, with the variable's name.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {name}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+fn config_error(name: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        name,
+        reason: reason.into(),
+    }
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        Settings::from_vars(&std::env::vars().collect())
+    }
+
+    /// Reads settings from a map of variables, so that parsing can be tested without touching
+    /// the process environment.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Settings, ConfigError> {
+        let get = |name: &str| {
+            vars.get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| "bookstore.db".to_owned());
+        let backend = Backend::of_url(&database_url);
+
+        let jwt_secret = match get("BOOKSTORE_JWT_SECRET") {
+            Some(secret) if secret.len() >= 32 => secret.into_bytes(),
+            Some(_) => {
+                return Err(config_error(
+                    "BOOKSTORE_JWT_SECRET",
+                    "must be at least 32 characters long",
+                ))
+            }
+            None if backend == Backend::Postgres => return Err(config_error(
+                "BOOKSTORE_JWT_SECRET",
+                "is required with PostgreSQL so that every replica signs tokens with the same key",
+            )),
+            None => load_or_create_secret(&secret_path_for(&database_url))?,
+        };
+
+        let currency = get("BOOKSTORE_CURRENCY").unwrap_or_else(|| "USD".to_owned());
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(config_error(
+                "BOOKSTORE_CURRENCY",
+                "must be an ISO 4217 code of three upper-case letters, such as USD",
+            ));
+        }
+
+        let cors_origins = get("BOOKSTORE_CORS_ORIGINS")
+            .map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        Ok(Settings {
+            bind: get("BOOKSTORE_BIND").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
+            jwt_secret,
+            jwt_issuer: get("BOOKSTORE_JWT_ISSUER").unwrap_or_else(|| "bookstore".to_owned()),
+            jwt_audience: get("BOOKSTORE_JWT_AUDIENCE")
+                .unwrap_or_else(|| "bookstore-api".to_owned()),
+            access_token_ttl: Duration::from_secs(parse_num(
+                &get,
+                "BOOKSTORE_ACCESS_TOKEN_TTL_SECS",
+                900,
+                30..=86_400,
+            )?),
+            refresh_token_ttl: Duration::from_secs(parse_num(
+                &get,
+                "BOOKSTORE_REFRESH_TOKEN_TTL_SECS",
+                30 * 86_400,
+                60..=365 * 86_400,
+            )?),
+            currency,
+            cors_origins,
+            pool_size: parse_num(&get, "BOOKSTORE_DB_POOL_SIZE", 16, 1..=512)? as u32,
+            workers: match get("BOOKSTORE_WORKERS") {
+                None => None,
+                Some(_) => Some(parse_num(&get, "BOOKSTORE_WORKERS", 2, 1..=256)? as usize),
+            },
+            login_max_failures: parse_num(&get, "BOOKSTORE_LOGIN_MAX_FAILURES", 5, 1..=1000)?
+                as u32,
+            login_window: Duration::from_secs(parse_num(
+                &get,
+                "BOOKSTORE_LOGIN_WINDOW_SECS",
+                900,
+                1..=86_400,
+            )?),
+            json_limit_bytes: parse_num(
+                &get,
+                "BOOKSTORE_JSON_LIMIT_BYTES",
+                256 * 1024,
+                1024..=64 << 20,
+            )? as usize,
+            import_limit_bytes: parse_num(
+                &get,
+                "BOOKSTORE_IMPORT_LIMIT_BYTES",
+                32 << 20,
+                1024..=1 << 30,
+            )? as usize,
+            database_url,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        Backend::of_url(&self.database_url)
+    }
+
+    /// Settings for tests and tools: the given database, a fixed secret, defaults elsewhere.
+    pub fn for_database(database_url: &str) -> Settings {
+        Settings {
+            database_url: database_url.to_owned(),
+            bind: "127.0.0.1:0".to_owned(),
+            jwt_secret: b"test-secret-test-secret-test-secret!!".to_vec(),
+            jwt_issuer: "bookstore".to_owned(),
+            jwt_audience: "bookstore-api".to_owned(),
+            access_token_ttl: Duration::from_secs(900),
+            refresh_token_ttl: Duration::from_secs(30 * 86_400),
+            currency: "USD".to_owned(),
+            cors_origins: Vec::new(),
+            pool_size: 8,
+            workers: Some(2),
+            login_max_failures: 5,
+            login_window: Duration::from_secs(900),
+            json_limit_bytes: 256 * 1024,
+            import_limit_bytes: 32 << 20,
+        }
+    }
+}
+
+fn parse_num(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    let Some(raw) = get(name) else {
+        return Ok(default);
+    };
+    let value: u64 = raw
+        .parse()
+        .map_err(|_| config_error(name, format!("'{raw}' is not a whole number")))?;
+    if !range.contains(&value) {
+        return Err(config_error(
+            name,
+            format!("{value} is outside {}..={}", range.start(), range.end()),
+        ));
+    }
+    Ok(value)
+}
+
+/// The SQLite file a URL names (`sqlite://x.db`, `sqlite:x.db` or a bare path).
+pub fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
+}
+
+fn secret_path_for(database_url: &str) -> PathBuf {
+    PathBuf::from(format!("{}.jwt-secret", sqlite_path(database_url)))
+}
+
+/// Keeps a generated signing key beside the SQLite file so tokens survive restarts.
+fn load_or_create_secret(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    let name = "BOOKSTORE_JWT_SECRET";
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let existing = existing.trim().to_owned();
+        if existing.len() >= 32 {
+            return Ok(existing.into_bytes());
+        }
+    }
+    let mut bytes = [0u8; 48];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = hex::encode(bytes);
+    write_private(path, &secret)
+        .map_err(|e| config_error(name, format!("cannot write {}: {e}", path.display())))?;
+    log::warn!(
+        "BOOKSTORE_JWT_SECRET is not set: generated a signing key and stored it in {} (mode 0600)",
+        path.display()
+    );
+    Ok(secret.into_bytes())
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+/// A URL with its password replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn postgres_requires_a_secret() {
+        let err = Settings::from_vars(&vars(&[("DATABASE_URL", "postgres://localhost/x")]))
+            .err()
+            .map(|e| e.name);
+        assert_eq!(err, Some("BOOKSTORE_JWT_SECRET"));
+    }
+
+    #[test]
+    fn rejects_bad_currency_and_numbers() {
+        let base = [
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("BOOKSTORE_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ];
+        let mut v = vars(&base);
+        v.insert("BOOKSTORE_CURRENCY".into(), "usd".into());
+        assert_eq!(
+            Settings::from_vars(&v).err().map(|e| e.name),
+            Some("BOOKSTORE_CURRENCY")
+        );
+        let mut v = vars(&base);
+        v.insert("BOOKSTORE_DB_POOL_SIZE".into(), "many".into());
+        assert_eq!(
+            Settings::from_vars(&v).err().map(|e| e.name),
+            Some("BOOKSTORE_DB_POOL_SIZE")
+        );
+        let ok = Settings::from_vars(&vars(&base)).map(|s| s.currency);
+        assert_eq!(ok.ok().as_deref(), Some("USD"));
+    }
+
+    #[test]
+    fn sqlite_secret_is_generated_once_with_private_mode() {
+        let dir = std::env::temp_dir().join(format!("bookstore-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("x.db");
+        let v = vars(&[("DATABASE_URL", db.to_str().unwrap())]);
+        let first = Settings::from_vars(&v).unwrap().jwt_secret;
+        let second = Settings::from_vars(&v).unwrap().jwt_secret;
+        assert_eq!(first, second);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join("x.db.jwt-secret"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("bookstore.db"), "bookstore.db");
+    }
+}

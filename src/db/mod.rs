@@ -1,0 +1,179 @@
+//! Database access for both backends: one connection enum, its pool, the embedded migrations and
+//! the transaction helper that every write goes through.
+
+pub mod schema;
+
+use crate::config::{sqlite_path, Backend};
+use crate::error::ApiError;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::time::Duration;
+
+/// A connection to either backend; queries written once against it run on both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Pg(diesel::PgConnection),
+    // diesel requires SQLite to be the last variant.
+    Sqlite(diesel::SqliteConnection),
+}
+
+impl DbConn {
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbConn::Pg(_) => Backend::Postgres,
+            DbConn::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+}
+
+/// Runs the same query text against the inner connection of whichever backend is in use, for the
+/// few statements diesel cannot express on the multi-backend (upserts, multi-row inserts, FTS).
+#[macro_export]
+macro_rules! per_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Pg($c) => $body,
+            $crate::db::DbConn::Sqlite($c) => $body,
+        }
+    };
+}
+
+pub type Pool = r2d2::Pool<ConnectionManager>;
+pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
+
+/// Opens connections itself (rather than through diesel's URL dispatch) so the driver's real
+/// error, such as a wrong password, reaches the log.
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    url: String,
+}
+
+impl ConnectionManager {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into() }
+    }
+}
+
+/// Set on every SQLite connection: concurrent writers wait instead of failing, and foreign keys
+/// are enforced.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConn;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, r2d2::Error> {
+        match Backend::of_url(&self.url) {
+            Backend::Postgres => diesel::PgConnection::establish(&self.url)
+                .map(DbConn::Pg)
+                .map_err(r2d2::Error::ConnectionError),
+            Backend::Sqlite => {
+                let mut conn = diesel::SqliteConnection::establish(sqlite_path(&self.url))
+                    .map_err(r2d2::Error::ConnectionError)?;
+                conn.batch_execute(SQLITE_PRAGMAS)
+                    .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConn) -> bool {
+        false
+    }
+}
+
+/// Builds the pool; fails at once when the database cannot be reached.
+pub fn build_pool(url: &str, max_size: u32) -> Result<Pool, String> {
+    r2d2::Pool::builder()
+        .max_size(max_size)
+        .connection_timeout(Duration::from_secs(5))
+        .test_on_check_out(false)
+        .build(ConnectionManager::new(url))
+        .map_err(|e| format!("cannot connect to {}: {e}", crate::config::redact_url(url)))
+}
+
+pub const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// An arbitrary constant naming the advisory lock that serialises migrations across replicas.
+const MIGRATION_LOCK_KEY: i64 = 0x626f_6f6b_7374;
+
+/// Applies pending migrations; returns the versions applied.
+pub fn run_migrations(conn: &mut DbConn) -> Result<Vec<String>, String> {
+    let run = |conn: &mut DbConn, migrations| {
+        conn.run_pending_migrations(migrations)
+            .map(|done| done.iter().map(|v| v.to_string()).collect::<Vec<_>>())
+            .map_err(|e| format!("migration failed: {e}"))
+    };
+    match conn.backend() {
+        Backend::Sqlite => run(conn, SQLITE_MIGRATIONS),
+        Backend::Postgres => {
+            let lock = format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})");
+            conn.batch_execute(&lock).map_err(|e| e.to_string())?;
+            let result = run(conn, PG_MIGRATIONS);
+            let unlock = format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})");
+            conn.batch_execute(&unlock).map_err(|e| e.to_string())?;
+            result
+        }
+    }
+}
+
+/// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite, so that the write lock is taken
+/// up front and concurrent writers queue on `busy_timeout` instead of failing when a read upgrades
+/// to a write; a plain `BEGIN` on PostgreSQL. Commits on `Ok`, rolls back on `Err`.
+///
+/// Use it at the top level only; nested work inside `f` can use `conn.transaction` (a savepoint).
+pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    type Manager = <DbConn as Connection>::TransactionManager;
+    match conn {
+        DbConn::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?
+        }
+        DbConn::Pg(_) => Manager::begin_transaction(conn)?,
+    }
+    match f(conn) {
+        Ok(value) => match Manager::commit_transaction(conn) {
+            Ok(()) => Ok(value),
+            Err(commit_error) => {
+                // The commit failed (e.g. a deferred constraint); the transaction is still open.
+                let _ = Manager::rollback_transaction(conn);
+                Err(commit_error.into())
+            }
+        },
+        Err(error) => {
+            Manager::rollback_transaction(conn)?;
+            Err(error)
+        }
+    }
+}
+
+/// Runs blocking database work on actix's blocking pool with a pooled connection.
+pub async fn run<T, F>(pool: &Pool, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await?
+}
+
+/// Current UTC time without offset, the form every timestamp column stores.
+pub fn now() -> chrono::NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}

@@ -1,0 +1,116 @@
+//! Tables shared by both backends. Written by hand: the migrations of each backend create the
+//! same columns with the same widths (ids `BIGINT`, money `BIGINT` cents, versions `INTEGER`).
+//! Backend-only columns (PostgreSQL's `books.search_vector`, SQLite's `books_fts`) are left out.
+
+diesel::table! {
+    customers (id) {
+        id -> BigInt,
+        name -> Text,
+        email -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        email -> Text,
+        password_hash -> Text,
+        role -> Text,
+        active -> Bool,
+        customer_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        family -> Text,
+        token_hash -> Text,
+        expires_at -> Timestamp,
+        rotated_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    books (id) {
+        id -> BigInt,
+        isbn -> Text,
+        title -> Text,
+        subtitle -> Nullable<Text>,
+        description -> Nullable<Text>,
+        language -> Text,
+        publisher -> Nullable<Text>,
+        publication_date -> Nullable<Date>,
+        page_count -> Nullable<Integer>,
+        format -> Text,
+        list_price_cents -> BigInt,
+        cover_url -> Nullable<Text>,
+        status -> Text,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    authors (id) {
+        id -> BigInt,
+        name -> Text,
+        bio -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    categories (id) {
+        id -> BigInt,
+        name -> Text,
+        description -> Nullable<Text>,
+        parent_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    book_authors (book_id, position) {
+        book_id -> BigInt,
+        author_id -> BigInt,
+        position -> Integer,
+        role -> Text,
+    }
+}
+
+diesel::table! {
+    book_categories (book_id, category_id) {
+        book_id -> BigInt,
+        category_id -> BigInt,
+    }
+}
+
+diesel::joinable!(users -> customers (customer_id));
+diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(book_authors -> books (book_id));
+diesel::joinable!(book_authors -> authors (author_id));
+diesel::joinable!(book_categories -> books (book_id));
+diesel::joinable!(book_categories -> categories (category_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    customers,
+    users,
+    refresh_tokens,
+    books,
+    authors,
+    categories,
+    book_authors,
+    book_categories,
+);

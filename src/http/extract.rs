@@ -1,0 +1,198 @@
+//! Extractors whose failures name the offending field in a problem+json body, instead of
+//! actix's plain-text errors.
+
+use crate::error::{ApiError, FieldError};
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+use validator::Validate;
+
+/// A JSON body, deserialized and then validated with its `validator` rules.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T> ApiJson<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+/// Body size limit for [`ApiJson`], taken from the app data (see `app::build`).
+#[derive(Debug, Clone, Copy)]
+pub struct JsonLimit(pub usize);
+
+impl<T: DeserializeOwned + Validate + 'static> FromRequest for ApiJson<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<mime::Mime>().ok())
+            .is_some_and(|m| {
+                m.type_() == mime::APPLICATION
+                    && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+            });
+        let limit = req.app_data::<JsonLimit>().map_or(256 * 1024, |l| l.0);
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !is_json {
+                return Err(ApiError::UnsupportedMediaType(
+                    "the body must be JSON, sent with Content-Type: application/json".into(),
+                ));
+            }
+            let bytes = body.await.map_err(|e| payload_error(e, limit))?;
+            if bytes.len() > limit {
+                return Err(too_large(limit));
+            }
+            let value = parse_json::<T>(&bytes)?;
+            value.validate()?;
+            Ok(ApiJson(value))
+        })
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::PayloadTooLarge(format!("the body exceeds the limit of {limit} bytes"))
+}
+
+fn payload_error(err: actix_web::Error, limit: usize) -> ApiError {
+    if err.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
+        too_large(limit)
+    } else {
+        ApiError::BadRequest(format!("cannot read the body: {err}"))
+    }
+}
+
+/// Parses JSON, telling syntax errors (400) from well-formed bodies of the wrong shape (422,
+/// naming the field).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let message = strip_position(&inner.to_string());
+                let field = missing_field_name(&message)
+                    .map(|name| join_path(&path, name))
+                    .unwrap_or_else(|| if path == "." { "body".into() } else { path });
+                ApiError::Validation(vec![FieldError::new(field, message)])
+            }
+            _ => ApiError::BadRequest(format!("the body is not valid JSON: {inner}")),
+        }
+    })
+}
+
+fn join_path(path: &str, name: &str) -> String {
+    if path == "." || path.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+fn missing_field_name(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
+}
+
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Query parameters, deserialized and validated; errors name the parameter.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Validate> FromRequest for ApiQuery<T> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(parse_query(req.query_string()).map(ApiQuery))
+    }
+}
+
+pub fn parse_query<T: DeserializeOwned + Validate>(query: &str) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    let value: T = serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let message = err.into_inner().to_string();
+        let field = missing_field_name(&message)
+            .map(str::to_owned)
+            .unwrap_or_else(|| if path == "." { "query".into() } else { path });
+        ApiError::invalid(field, message)
+    })?;
+    value.validate()?;
+    Ok(value)
+}
+
+/// The `If-Match` precondition of a conditional update: the version the client last saw.
+pub fn if_match_version(req: &HttpRequest) -> Result<i32, ApiError> {
+    let raw = req
+        .headers()
+        .get(header::IF_MATCH)
+        .ok_or_else(|| {
+            ApiError::PreconditionRequired(
+                "send If-Match with the ETag of the version you are changing".into(),
+            )
+        })?
+        .to_str()
+        .unwrap_or_default()
+        .trim();
+    let tag = raw.trim_start_matches("W/").trim_matches('"');
+    tag.parse().map_err(|_| {
+        ApiError::PreconditionFailed(format!(
+            "If-Match '{raw}' does not name a version of this resource"
+        ))
+    })
+}
+
+/// The strong ETag for a resource version.
+pub fn etag(version: i32) -> String {
+    format!("\"{version}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, Validate)]
+    struct Body {
+        #[allow(dead_code)]
+        lines: Vec<Line>,
+    }
+    #[derive(Debug, Deserialize, Validate)]
+    struct Line {
+        #[allow(dead_code)]
+        quantity: i64,
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        match parse_json::<Body>(br#"{"lines":[{"quantity":1},{"quantity":"x"}]}"#) {
+            Err(ApiError::Validation(errors)) => assert_eq!(errors[0].field, "lines[1].quantity"),
+            other => panic!("unexpected {other:?}"),
+        }
+        match parse_json::<Body>(br#"{"lines":[{}]}"#) {
+            Err(ApiError::Validation(errors)) => assert_eq!(errors[0].field, "lines[0].quantity"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn syntax_errors_are_bad_requests() {
+        assert!(matches!(
+            parse_json::<Body>(b"{\"lines\": ["),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+}

@@ -1,0 +1,15 @@
+//! `bookstore`: the JSON REST API a bookseller runs to sell books. The binary (`src/main.rs`) and
+//! the HTTP tests both build the service from this library.
+
+pub mod app;
+pub mod auth;
+pub mod catalog;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod ops;
+
+pub use app::{build, start, AppState};
+pub use config::Settings;
+pub use error::ApiError;
