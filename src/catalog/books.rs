@@ -1,0 +1,398 @@
+//! Book rules: create, read, update with optimistic concurrency, delete or archive.
+
+use crate::catalog::isbn::Isbn;
+use crate::catalog::model::*;
+use crate::catalog::search::{self, BookFilter, Reindex, Sort, TextQuery};
+use crate::db::schema::{authors, book_authors, book_categories, books, categories};
+use crate::db::{now, write_transaction, DbConn};
+use crate::error::{ApiError, FieldError};
+use crate::http::{Page, PageParams};
+use diesel::prelude::*;
+use std::collections::HashMap;
+
+/// Loads the views of `ids`, in the order given; unknown ids are skipped.
+pub fn load_views(conn: &mut DbConn, ids: &[i64], currency: &str) -> Result<Vec<BookView>, ApiError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<BookRow> = books::table
+        .filter(books::id.eq_any(ids))
+        .select(BookRow::as_select())
+        .load(conn)?;
+    let contributors: Vec<(i64, i64, String, String)> = book_authors::table
+        .inner_join(authors::table)
+        .filter(book_authors::book_id.eq_any(ids))
+        .order((book_authors::book_id, book_authors::position))
+        .select((book_authors::book_id, authors::id, authors::name, book_authors::role))
+        .load(conn)?;
+    let filed_under: Vec<(i64, i64, String)> = book_categories::table
+        .inner_join(categories::table)
+        .filter(book_categories::book_id.eq_any(ids))
+        .order((book_categories::book_id, categories::name))
+        .select((book_categories::book_id, categories::id, categories::name))
+        .load(conn)?;
+
+    let mut by_id: HashMap<i64, BookView> = rows
+        .into_iter()
+        .map(|row| (row.id, view_of(row, currency)))
+        .collect();
+    for (book_id, id, name, role) in contributors {
+        if let Some(view) = by_id.get_mut(&book_id) {
+            view.authors.push(BookAuthorView {
+                id,
+                name,
+                role: AuthorRole::parse(&role).unwrap_or_default(),
+            });
+        }
+    }
+    for (book_id, id, name) in filed_under {
+        if let Some(view) = by_id.get_mut(&book_id) {
+            view.categories.push(BookCategoryView { id, name });
+        }
+    }
+    Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+}
+
+fn view_of(row: BookRow, currency: &str) -> BookView {
+    let isbn10 = Isbn::parse(&row.isbn).ok().and_then(|i| i.to_isbn10());
+    BookView {
+        id: row.id,
+        isbn: row.isbn,
+        isbn10,
+        title: row.title,
+        subtitle: row.subtitle,
+        description: row.description,
+        language: row.language,
+        publisher: row.publisher,
+        publication_date: row.publication_date,
+        page_count: row.page_count,
+        format: BookFormat::parse(&row.format).unwrap_or(BookFormat::Paperback),
+        list_price_cents: row.list_price_cents,
+        currency: currency.to_owned(),
+        cover_url: row.cover_url,
+        status: if row.status == "archived" {
+            BookStatus::Archived
+        } else {
+            BookStatus::Active
+        },
+        version: row.version,
+        authors: Vec::new(),
+        categories: Vec::new(),
+        created_at: utc(row.created_at),
+        updated_at: utc(row.updated_at),
+    }
+}
+
+fn not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("no book with id {id}"))
+}
+
+pub fn get_book(conn: &mut DbConn, id: i64, currency: &str) -> Result<BookView, ApiError> {
+    load_views(conn, &[id], currency)?
+        .pop()
+        .ok_or_else(|| not_found(id))
+}
+
+pub fn get_by_isbn(conn: &mut DbConn, isbn: &Isbn, currency: &str) -> Result<BookView, ApiError> {
+    let id = books::table
+        .filter(books::isbn.eq(isbn.as_str()))
+        .select(books::id)
+        .first::<i64>(conn)
+        .optional()?
+        .ok_or_else(|| ApiError::NotFound(format!("no book with ISBN {isbn}")))?;
+    get_book(conn, id, currency)
+}
+
+/// Turns the query string into search criteria, naming any parameter that is off.
+pub fn filter_of(query: &BookQuery) -> Result<(BookFilter, Sort, i64, i64), ApiError> {
+    let (page, per_page) = PageParams {
+        page: query.page,
+        per_page: query.per_page,
+    }
+    .resolve()?;
+    let text = query.q.as_deref().and_then(TextQuery::parse);
+    let sort = Sort::parse(query.sort.as_deref(), text.is_some())?;
+    let status = match query.status.as_deref().unwrap_or("active") {
+        "active" => Some("active"),
+        "archived" => Some("archived"),
+        "any" => None,
+        _ => return Err(ApiError::invalid("status", "must be active, archived or any")),
+    };
+    let language = match query.language.as_deref().map(str::to_ascii_lowercase) {
+        Some(code) if !is_iso639_1(&code) => {
+            return Err(ApiError::invalid("language", "must be an ISO 639-1 code such as en"))
+        }
+        other => other,
+    };
+    for (field, value) in [
+        ("min_price_cents", query.min_price_cents),
+        ("max_price_cents", query.max_price_cents),
+    ] {
+        if value.is_some_and(|v| v < 0) {
+            return Err(ApiError::invalid(field, "must not be negative"));
+        }
+    }
+    if let (Some(min), Some(max)) = (query.min_price_cents, query.max_price_cents) {
+        if min > max {
+            return Err(ApiError::invalid("min_price_cents", "must not exceed max_price_cents"));
+        }
+    }
+    let filter = BookFilter {
+        text,
+        author_id: query.author_id,
+        category_id: query.category_id,
+        language,
+        format: query.format,
+        min_price_cents: query.min_price_cents,
+        max_price_cents: query.max_price_cents,
+        status,
+    };
+    Ok((filter, sort, page, per_page))
+}
+
+pub fn list_books(conn: &mut DbConn, query: &BookQuery, currency: &str) -> Result<Page<BookView>, ApiError> {
+    let (filter, sort, page, per_page) = filter_of(query)?;
+    let (ids, total) = search::search(conn, &filter, sort, per_page, Page::<BookView>::offset(page, per_page))?;
+    Ok(Page {
+        items: load_views(conn, &ids, currency)?,
+        page,
+        per_page,
+        total,
+    })
+}
+
+/// Authors and categories a book links to must exist: a 422 names each missing one.
+pub fn check_links_exist(
+    conn: &mut DbConn,
+    contributors: &[BookAuthorInput],
+    category_ids: &[i64],
+) -> Result<(), ApiError> {
+    let mut errors = check_links(contributors, category_ids);
+    let author_ids: Vec<i64> = contributors.iter().map(|a| a.author_id).collect();
+    if !author_ids.is_empty() {
+        let found: Vec<i64> = authors::table
+            .filter(authors::id.eq_any(&author_ids))
+            .select(authors::id)
+            .load(conn)?;
+        for (i, id) in author_ids.iter().enumerate() {
+            if !found.contains(id) {
+                errors.push(FieldError::new(format!("authors[{i}].author_id"), format!("no author with id {id}")));
+            }
+        }
+    }
+    if !category_ids.is_empty() {
+        let found: Vec<i64> = categories::table
+            .filter(categories::id.eq_any(category_ids))
+            .select(categories::id)
+            .load(conn)?;
+        for (i, id) in category_ids.iter().enumerate() {
+            if !found.contains(id) {
+                errors.push(FieldError::new(format!("category_ids[{i}]"), format!("no category with id {id}")));
+            }
+        }
+    }
+    into_validation(errors)
+}
+
+/// Replaces a book's contributors (in the given order) and categories.
+pub fn write_links(
+    conn: &mut DbConn,
+    book_id: i64,
+    contributors: Option<&[BookAuthorInput]>,
+    category_ids: Option<&[i64]>,
+) -> Result<(), ApiError> {
+    if let Some(contributors) = contributors {
+        diesel::delete(book_authors::table.filter(book_authors::book_id.eq(book_id))).execute(conn)?;
+        for (position, a) in contributors.iter().enumerate() {
+            diesel::insert_into(book_authors::table)
+                .values((
+                    book_authors::book_id.eq(book_id),
+                    book_authors::author_id.eq(a.author_id),
+                    book_authors::position.eq(position as i32),
+                    book_authors::role.eq(a.role.as_str()),
+                ))
+                .execute(conn)?;
+        }
+    }
+    if let Some(category_ids) = category_ids {
+        diesel::delete(book_categories::table.filter(book_categories::book_id.eq(book_id)))
+            .execute(conn)?;
+        for category_id in category_ids {
+            diesel::insert_into(book_categories::table)
+                .values((
+                    book_categories::book_id.eq(book_id),
+                    book_categories::category_id.eq(category_id),
+                ))
+                .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+fn ensure_isbn_free(conn: &mut DbConn, isbn: &Isbn, except: Option<i64>) -> Result<(), ApiError> {
+    let holder = books::table
+        .filter(books::isbn.eq(isbn.as_str()))
+        .select(books::id)
+        .first::<i64>(conn)
+        .optional()?;
+    match holder {
+        Some(id) if Some(id) != except => Err(ApiError::Conflict(format!(
+            "a book with ISBN {isbn} already exists (id {id})"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Inserts a book's own fields; returns its id.
+pub fn insert_book(conn: &mut DbConn, f: &BookFields) -> Result<i64, ApiError> {
+    let at = now();
+    Ok(diesel::insert_into(books::table)
+        .values((
+            books::isbn.eq(f.isbn.as_str()),
+            books::title.eq(&f.title),
+            books::subtitle.eq(&f.subtitle),
+            books::description.eq(&f.description),
+            books::language.eq(&f.language),
+            books::publisher.eq(&f.publisher),
+            books::publication_date.eq(f.publication_date),
+            books::page_count.eq(f.page_count),
+            books::format.eq(f.format.as_str()),
+            books::list_price_cents.eq(f.list_price_cents),
+            books::cover_url.eq(&f.cover_url),
+            books::status.eq(f.status.as_str()),
+            books::version.eq(1),
+            books::created_at.eq(at),
+            books::updated_at.eq(at),
+        ))
+        .returning(books::id)
+        .get_result(conn)?)
+}
+
+/// Overwrites a book's own fields if it is still at `expected_version`; bumps the version.
+/// Returns whether the row was updated.
+pub fn overwrite_book(
+    conn: &mut DbConn,
+    id: i64,
+    expected_version: i32,
+    f: &BookFields,
+) -> Result<bool, ApiError> {
+    let updated = diesel::update(
+        books::table
+            .filter(books::id.eq(id))
+            .filter(books::version.eq(expected_version)),
+    )
+    .set((
+        books::isbn.eq(f.isbn.as_str()),
+        books::title.eq(&f.title),
+        books::subtitle.eq(&f.subtitle),
+        books::description.eq(&f.description),
+        books::language.eq(&f.language),
+        books::publisher.eq(&f.publisher),
+        books::publication_date.eq(f.publication_date),
+        books::page_count.eq(f.page_count),
+        books::format.eq(f.format.as_str()),
+        books::list_price_cents.eq(f.list_price_cents),
+        books::cover_url.eq(&f.cover_url),
+        books::status.eq(f.status.as_str()),
+        books::version.eq(expected_version + 1),
+        books::updated_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
+pub fn create_book(conn: &mut DbConn, input: &NewBook, currency: &str) -> Result<BookView, ApiError> {
+    let fields = input.fields().validate().map_err(ApiError::Validation)?;
+    let id = write_transaction(conn, |conn| {
+        check_links_exist(conn, &input.authors, &input.category_ids)?;
+        ensure_isbn_free(conn, &fields.isbn, None)?;
+        let id = insert_book(conn, &fields)?;
+        write_links(conn, id, Some(&input.authors), Some(&input.category_ids))?;
+        search::reindex(conn, Reindex::Book(id))?;
+        Ok::<_, ApiError>(id)
+    })?;
+    get_book(conn, id, currency)
+}
+
+/// Applies a patch if the book is still at `expected_version` (412 otherwise).
+pub fn update_book(
+    conn: &mut DbConn,
+    id: i64,
+    expected_version: i32,
+    patch: &BookPatch,
+    currency: &str,
+) -> Result<BookView, ApiError> {
+    write_transaction(conn, |conn| {
+        let row: BookRow = books::table
+            .find(id)
+            .select(BookRow::as_select())
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| not_found(id))?;
+        if row.version != expected_version {
+            return Err(stale(row.version));
+        }
+        let fields = patch.apply(row.raw_fields()).validate().map_err(ApiError::Validation)?;
+        check_links_exist(
+            conn,
+            patch.authors.as_deref().unwrap_or_default(),
+            patch.category_ids.as_deref().unwrap_or_default(),
+        )?;
+        ensure_isbn_free(conn, &fields.isbn, Some(id))?;
+        if !overwrite_book(conn, id, expected_version, &fields)? {
+            return Err(stale(expected_version));
+        }
+        write_links(conn, id, patch.authors.as_deref(), patch.category_ids.as_deref())?;
+        search::reindex(conn, Reindex::Book(id))?;
+        Ok(())
+    })?;
+    get_book(conn, id, currency)
+}
+
+fn stale(current: i32) -> ApiError {
+    ApiError::PreconditionFailed(format!(
+        "the book has changed since you read it (current version {current}); fetch it again"
+    ))
+}
+
+/// What `DELETE /books/{id}` did.
+pub enum Removal {
+    Deleted,
+    Archived(Box<BookView>),
+}
+
+/// Whether anything refers to the book (sales, stock movements, …), in which case it must be kept
+/// for the record and is archived instead of deleted. No such records exist yet: sales and the
+/// stock ledger arrive with the sales issue and extend this check.
+fn has_history(_conn: &mut DbConn, _book_id: i64) -> Result<bool, ApiError> {
+    Ok(false)
+}
+
+pub fn delete_book(conn: &mut DbConn, id: i64, currency: &str) -> Result<Removal, ApiError> {
+    let archived = write_transaction(conn, |conn| {
+        let version: i32 = books::table
+            .find(id)
+            .select(books::version)
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| not_found(id))?;
+        if has_history(conn, id)? {
+            diesel::update(books::table.find(id))
+                .set((
+                    books::status.eq(BookStatus::Archived.as_str()),
+                    books::version.eq(version + 1),
+                    books::updated_at.eq(now()),
+                ))
+                .execute(conn)?;
+            return Ok::<_, ApiError>(true);
+        }
+        search::unindex(conn, id)?;
+        diesel::delete(books::table.find(id)).execute(conn)?;
+        Ok(false)
+    })?;
+    if archived {
+        Ok(Removal::Archived(Box::new(get_book(conn, id, currency)?)))
+    } else {
+        Ok(Removal::Deleted)
+    }
+}
