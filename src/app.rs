@@ -43,7 +43,11 @@ impl AppState {
         drop(conn);
         Ok(web::Data::new(AppState {
             tokens: TokenKeys::new(&settings),
-            login_throttle: LoginThrottle::new(settings.login_max_failures, settings.login_window),
+            login_throttle: LoginThrottle::new(
+                settings.login_max_failures,
+                settings.login_max_failures_per_ip,
+                settings.login_window,
+            ),
             pool,
             settings,
         }))

@@ -42,8 +42,11 @@ pub struct Settings {
     pub pool_size: u32,
     /// HTTP worker threads; defaults to the number of cores.
     pub workers: Option<usize>,
-    /// Failed logins allowed per email or per client address within `login_window`.
+    /// Failed logins allowed per email within `login_window`.
     pub login_max_failures: u32,
+    /// Failed logins allowed per client address within `login_window`; higher than the per-email
+    /// allowance because many people can share one address (an office NAT).
+    pub login_max_failures_per_ip: u32,
     pub login_window: Duration,
     /// Largest accepted JSON body.
     pub json_limit_bytes: usize,
@@ -155,6 +158,12 @@ impl Settings {
             },
             login_max_failures: parse_num(&get, "BOOKSTORE_LOGIN_MAX_FAILURES", 5, 1..=1000)?
                 as u32,
+            login_max_failures_per_ip: parse_num(
+                &get,
+                "BOOKSTORE_LOGIN_MAX_FAILURES_PER_IP",
+                50,
+                1..=100_000,
+            )? as u32,
             login_window: Duration::from_secs(parse_num(
                 &get,
                 "BOOKSTORE_LOGIN_WINDOW_SECS",
@@ -196,6 +205,7 @@ impl Settings {
             pool_size: 8,
             workers: Some(2),
             login_max_failures: 5,
+            login_max_failures_per_ip: 50,
             login_window: Duration::from_secs(900),
             json_limit_bytes: 256 * 1024,
             import_limit_bytes: 32 << 20,

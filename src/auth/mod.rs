@@ -2,6 +2,7 @@
 //! route's rule, and login throttling.
 
 pub mod extract;
+pub mod model;
 pub mod password;
 pub mod routes;
 pub mod service;

@@ -1,5 +1,7 @@
 //! Login throttling: after too many failures within a window, for one email or one client
-//! address, further attempts are refused with 429 until the oldest failure ages out.
+//! address, further attempts are refused with 429 until the oldest failure ages out. Keys that
+//! start with `ip:` count against the (larger) per-address allowance, all others against the
+//! per-account one.
 //!
 //! The counters live in this process. Behind a load balancer each replica counts on its own, which
 //! multiplies the allowance by the replica count; a shared store would be needed to go further.
@@ -13,14 +15,16 @@ const SWEEP_AT: usize = 10_000;
 
 pub struct LoginThrottle {
     max_failures: usize,
+    max_failures_per_ip: usize,
     window: Duration,
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
 impl LoginThrottle {
-    pub fn new(max_failures: u32, window: Duration) -> Self {
+    pub fn new(max_failures: u32, max_failures_per_ip: u32, window: Duration) -> Self {
         Self {
             max_failures: max_failures as usize,
+            max_failures_per_ip: max_failures_per_ip as usize,
             window,
             failures: Mutex::new(HashMap::new()),
         }
@@ -34,7 +38,12 @@ impl LoginThrottle {
             .filter_map(|key| {
                 let entries = map.get_mut(key)?;
                 prune(entries, now, self.window);
-                if entries.len() >= self.max_failures {
+                let limit = if key.starts_with("ip:") {
+                    self.max_failures_per_ip
+                } else {
+                    self.max_failures
+                };
+                if entries.len() >= limit {
                     let oldest = *entries.front()?;
                     let wait = self.window.saturating_sub(now.duration_since(oldest));
                     Some(wait.as_secs().max(1))
@@ -84,7 +93,7 @@ mod tests {
 
     #[test]
     fn blocks_after_the_allowance_and_clears() {
-        let t = LoginThrottle::new(3, Duration::from_secs(60));
+        let t = LoginThrottle::new(3, 3, Duration::from_secs(60));
         let keys = vec!["email:a@b.co".to_owned(), "ip:127.0.0.1".to_owned()];
         for _ in 0..3 {
             assert_eq!(t.check(&keys), None);
@@ -95,5 +104,17 @@ mod tests {
         // The address is still over its allowance.
         assert!(t.check(&keys).is_some());
         assert_eq!(t.check(&["email:a@b.co".to_owned()]), None);
+    }
+
+    #[test]
+    fn addresses_have_their_own_allowance() {
+        let t = LoginThrottle::new(2, 4, Duration::from_secs(60));
+        let ip = vec!["ip:10.0.0.1".to_owned()];
+        for i in 0..4 {
+            assert_eq!(t.check(&ip), None, "attempt {i}");
+            t.record_failure(&[format!("email:user{i}@b.co"), ip[0].clone()]);
+        }
+        assert!(t.check(&ip).is_some());
+        assert_eq!(t.check(&["email:user0@b.co".to_owned()]), None);
     }
 }
