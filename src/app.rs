@@ -178,13 +178,18 @@ pub fn build(
 
 /// Starts serving on `listener`; SIGINT/SIGTERM drain in-flight requests before exit.
 pub fn start(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Server> {
-    let workers = state.settings.workers;
+    let workers = state
+        .settings
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    // Database work runs on each worker's blocking threads; more of them than pooled connections
+    // would only wait for a connection while holding memory of their own.
+    let blocking_threads = (state.settings.pool_size as usize).div_ceil(workers).max(1);
     let factory_state = state.clone();
-    let mut server = HttpServer::new(move || build(factory_state.clone()))
+    let server = HttpServer::new(move || build(factory_state.clone()))
+        .workers(workers)
+        .worker_max_blocking_threads(blocking_threads)
         .shutdown_timeout(Duration::from_secs(30).as_secs())
         .listen(listener)?;
-    if let Some(n) = workers {
-        server = server.workers(n);
-    }
     Ok(server.run())
 }

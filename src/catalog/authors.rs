@@ -51,26 +51,32 @@ pub fn list_authors(conn: &mut DbConn, query: &AuthorQuery) -> Result<Page<Autho
         per_page: query.per_page,
     }
     .resolve()?;
+    // Lower-cased by the database on both sides: SQLite's `lower()` only folds ASCII, so a needle
+    // lower-cased in Rust would never match a stored "Émile".
     let needle = query
         .q
         .as_deref()
         .map(str::trim)
         .filter(|q| !q.is_empty())
-        .map(|q| format!("%{}%", escape_like(&q.to_lowercase())));
+        .map(|q| format!("%{}%", escape_like(q)));
     let filtered = || {
         let mut q = authors::table.into_boxed();
         if let Some(n) = &needle {
             q = q.filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>("lower(authors.name) LIKE ")
+                diesel::dsl::sql::<diesel::sql_types::Bool>("lower(authors.name) LIKE lower(")
                     .bind::<diesel::sql_types::Text, _>(n.clone())
-                    .sql(" ESCAPE '\\'"),
+                    .sql(") ESCAPE '\\'"),
             );
         }
         q
     };
     let total: i64 = filtered().count().get_result(conn)?;
     let rows: Vec<AuthorRow> = filtered()
-        .order((authors::name, authors::id))
+        // Case-insensitive, so both backends list "alice" and "Bob" in the same order.
+        .order((
+            diesel::dsl::sql::<diesel::sql_types::Text>("lower(authors.name)"),
+            authors::id,
+        ))
         .limit(per_page)
         .offset(Page::<AuthorView>::offset(page, per_page))
         .select(AuthorRow::as_select())
@@ -89,7 +95,9 @@ pub fn list_authors(conn: &mut DbConn, query: &AuthorQuery) -> Result<Page<Autho
 
 /// Escapes LIKE wildcards so user input matches literally.
 pub fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 fn clean_name(name: &str) -> Result<String, ApiError> {
@@ -102,7 +110,11 @@ fn clean_name(name: &str) -> Result<String, ApiError> {
 
 pub fn create_author(conn: &mut DbConn, input: &NewAuthor) -> Result<AuthorView, ApiError> {
     let name = clean_name(&input.name)?;
-    let bio = input.bio.as_deref().map(str::trim).filter(|b| !b.is_empty());
+    let bio = input
+        .bio
+        .as_deref()
+        .map(str::trim)
+        .filter(|b| !b.is_empty());
     let at = now();
     let id = write_transaction(conn, |conn| {
         diesel::insert_into(authors::table)
@@ -118,12 +130,20 @@ pub fn create_author(conn: &mut DbConn, input: &NewAuthor) -> Result<AuthorView,
     get_author(conn, id)
 }
 
-pub fn update_author(conn: &mut DbConn, id: i64, patch: &AuthorPatch) -> Result<AuthorView, ApiError> {
+pub fn update_author(
+    conn: &mut DbConn,
+    id: i64,
+    patch: &AuthorPatch,
+) -> Result<AuthorView, ApiError> {
     let name = patch.name.as_deref().map(clean_name).transpose()?;
     write_transaction(conn, |conn| {
         let current = row(conn, id)?;
         let bio = match &patch.bio {
-            Some(b) => b.as_deref().map(str::trim).filter(|b| !b.is_empty()).map(str::to_owned),
+            Some(b) => b
+                .as_deref()
+                .map(str::trim)
+                .filter(|b| !b.is_empty())
+                .map(str::to_owned),
             None => current.bio.clone(),
         };
         let renamed = name.as_ref().is_some_and(|n| *n != current.name);

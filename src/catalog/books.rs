@@ -11,7 +11,11 @@ use diesel::prelude::*;
 use std::collections::HashMap;
 
 /// Loads the views of `ids`, in the order given; unknown ids are skipped.
-pub fn load_views(conn: &mut DbConn, ids: &[i64], currency: &str) -> Result<Vec<BookView>, ApiError> {
+pub fn load_views(
+    conn: &mut DbConn,
+    ids: &[i64],
+    currency: &str,
+) -> Result<Vec<BookView>, ApiError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -23,12 +27,21 @@ pub fn load_views(conn: &mut DbConn, ids: &[i64], currency: &str) -> Result<Vec<
         .inner_join(authors::table)
         .filter(book_authors::book_id.eq_any(ids))
         .order((book_authors::book_id, book_authors::position))
-        .select((book_authors::book_id, authors::id, authors::name, book_authors::role))
+        .select((
+            book_authors::book_id,
+            authors::id,
+            authors::name,
+            book_authors::role,
+        ))
         .load(conn)?;
     let filed_under: Vec<(i64, i64, String)> = book_categories::table
         .inner_join(categories::table)
         .filter(book_categories::book_id.eq_any(ids))
-        .order((book_categories::book_id, categories::name))
+        .order((
+            book_categories::book_id,
+            diesel::dsl::sql::<diesel::sql_types::Text>("lower(categories.name)"),
+            categories::id,
+        ))
         .select((book_categories::book_id, categories::id, categories::name))
         .load(conn)?;
 
@@ -116,11 +129,19 @@ pub fn filter_of(query: &BookQuery) -> Result<(BookFilter, Sort, i64, i64), ApiE
         "active" => Some("active"),
         "archived" => Some("archived"),
         "any" => None,
-        _ => return Err(ApiError::invalid("status", "must be active, archived or any")),
+        _ => {
+            return Err(ApiError::invalid(
+                "status",
+                "must be active, archived or any",
+            ))
+        }
     };
     let language = match query.language.as_deref().map(str::to_ascii_lowercase) {
         Some(code) if !is_iso639_1(&code) => {
-            return Err(ApiError::invalid("language", "must be an ISO 639-1 code such as en"))
+            return Err(ApiError::invalid(
+                "language",
+                "must be an ISO 639-1 code such as en",
+            ))
         }
         other => other,
     };
@@ -134,7 +155,10 @@ pub fn filter_of(query: &BookQuery) -> Result<(BookFilter, Sort, i64, i64), ApiE
     }
     if let (Some(min), Some(max)) = (query.min_price_cents, query.max_price_cents) {
         if min > max {
-            return Err(ApiError::invalid("min_price_cents", "must not exceed max_price_cents"));
+            return Err(ApiError::invalid(
+                "min_price_cents",
+                "must not exceed max_price_cents",
+            ));
         }
     }
     let filter = BookFilter {
@@ -150,9 +174,19 @@ pub fn filter_of(query: &BookQuery) -> Result<(BookFilter, Sort, i64, i64), ApiE
     Ok((filter, sort, page, per_page))
 }
 
-pub fn list_books(conn: &mut DbConn, query: &BookQuery, currency: &str) -> Result<Page<BookView>, ApiError> {
+pub fn list_books(
+    conn: &mut DbConn,
+    query: &BookQuery,
+    currency: &str,
+) -> Result<Page<BookView>, ApiError> {
     let (filter, sort, page, per_page) = filter_of(query)?;
-    let (ids, total) = search::search(conn, &filter, sort, per_page, Page::<BookView>::offset(page, per_page))?;
+    let (ids, total) = search::search(
+        conn,
+        &filter,
+        sort,
+        per_page,
+        Page::<BookView>::offset(page, per_page),
+    )?;
     Ok(Page {
         items: load_views(conn, &ids, currency)?,
         page,
@@ -176,7 +210,10 @@ pub fn check_links_exist(
             .load(conn)?;
         for (i, id) in author_ids.iter().enumerate() {
             if !found.contains(id) {
-                errors.push(FieldError::new(format!("authors[{i}].author_id"), format!("no author with id {id}")));
+                errors.push(FieldError::new(
+                    format!("authors[{i}].author_id"),
+                    format!("no author with id {id}"),
+                ));
             }
         }
     }
@@ -187,7 +224,10 @@ pub fn check_links_exist(
             .load(conn)?;
         for (i, id) in category_ids.iter().enumerate() {
             if !found.contains(id) {
-                errors.push(FieldError::new(format!("category_ids[{i}]"), format!("no category with id {id}")));
+                errors.push(FieldError::new(
+                    format!("category_ids[{i}]"),
+                    format!("no category with id {id}"),
+                ));
             }
         }
     }
@@ -202,7 +242,8 @@ pub fn write_links(
     category_ids: Option<&[i64]>,
 ) -> Result<(), ApiError> {
     if let Some(contributors) = contributors {
-        diesel::delete(book_authors::table.filter(book_authors::book_id.eq(book_id))).execute(conn)?;
+        diesel::delete(book_authors::table.filter(book_authors::book_id.eq(book_id)))
+            .execute(conn)?;
         for (position, a) in contributors.iter().enumerate() {
             diesel::insert_into(book_authors::table)
                 .values((
@@ -301,7 +342,11 @@ pub fn overwrite_book(
     Ok(updated == 1)
 }
 
-pub fn create_book(conn: &mut DbConn, input: &NewBook, currency: &str) -> Result<BookView, ApiError> {
+pub fn create_book(
+    conn: &mut DbConn,
+    input: &NewBook,
+    currency: &str,
+) -> Result<BookView, ApiError> {
     let fields = input.fields().validate().map_err(ApiError::Validation)?;
     let id = write_transaction(conn, |conn| {
         check_links_exist(conn, &input.authors, &input.category_ids)?;
@@ -314,11 +359,12 @@ pub fn create_book(conn: &mut DbConn, input: &NewBook, currency: &str) -> Result
     get_book(conn, id, currency)
 }
 
-/// Applies a patch if the book is still at `expected_version` (412 otherwise).
+/// Applies a patch if the book is still at `expected_version` (412 otherwise); `None` accepts
+/// whatever version is current (`If-Match: *`).
 pub fn update_book(
     conn: &mut DbConn,
     id: i64,
-    expected_version: i32,
+    expected_version: Option<i32>,
     patch: &BookPatch,
     currency: &str,
 ) -> Result<BookView, ApiError> {
@@ -329,10 +375,14 @@ pub fn update_book(
             .first(conn)
             .optional()?
             .ok_or_else(|| not_found(id))?;
+        let expected_version = expected_version.unwrap_or(row.version);
         if row.version != expected_version {
             return Err(stale(row.version));
         }
-        let fields = patch.apply(row.raw_fields()).validate().map_err(ApiError::Validation)?;
+        let fields = patch
+            .apply(row.raw_fields())
+            .validate()
+            .map_err(ApiError::Validation)?;
         check_links_exist(
             conn,
             patch.authors.as_deref().unwrap_or_default(),
@@ -342,7 +392,12 @@ pub fn update_book(
         if !overwrite_book(conn, id, expected_version, &fields)? {
             return Err(stale(expected_version));
         }
-        write_links(conn, id, patch.authors.as_deref(), patch.category_ids.as_deref())?;
+        write_links(
+            conn,
+            id,
+            patch.authors.as_deref(),
+            patch.category_ids.as_deref(),
+        )?;
         search::reindex(conn, Reindex::Book(id))?;
         Ok(())
     })?;

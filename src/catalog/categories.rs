@@ -48,7 +48,10 @@ pub fn get_category(conn: &mut DbConn, id: i64) -> Result<CategoryView, ApiError
     view(conn, row)
 }
 
-pub fn list_categories(conn: &mut DbConn, query: &CategoryQuery) -> Result<Page<CategoryView>, ApiError> {
+pub fn list_categories(
+    conn: &mut DbConn,
+    query: &CategoryQuery,
+) -> Result<Page<CategoryView>, ApiError> {
     let (page, per_page) = PageParams {
         page: query.page,
         per_page: Some(query.per_page.unwrap_or(100)),
@@ -65,7 +68,11 @@ pub fn list_categories(conn: &mut DbConn, query: &CategoryQuery) -> Result<Page<
     };
     let total: i64 = filtered().count().get_result(conn)?;
     let rows: Vec<CategoryRow> = filtered()
-        .order((categories::name, categories::id))
+        // Case-insensitive, so both backends list names in the same order.
+        .order((
+            diesel::dsl::sql::<diesel::sql_types::Text>("lower(categories.name)"),
+            categories::id,
+        ))
         .limit(per_page)
         .offset(Page::<CategoryView>::offset(page, per_page))
         .select(CategoryRow::as_select())
@@ -98,9 +105,11 @@ fn ensure_name_free(
     except: Option<i64>,
 ) -> Result<(), ApiError> {
     let mut q = categories::table
-        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("lower(categories.name) = lower(")
-            .bind::<diesel::sql_types::Text, _>(name.to_owned())
-            .sql(")"))
+        .filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("lower(categories.name) = lower(")
+                .bind::<diesel::sql_types::Text, _>(name.to_owned())
+                .sql(")"),
+        )
         .select(categories::id)
         .into_boxed();
     q = match parent_id {
@@ -123,7 +132,10 @@ fn ensure_parent_exists(conn: &mut DbConn, parent_id: Option<i64>) -> Result<(),
             .count()
             .get_result(conn)?;
         if exists == 0 {
-            return Err(ApiError::invalid("parent_id", format!("no category with id {parent}")));
+            return Err(ApiError::invalid(
+                "parent_id",
+                format!("no category with id {parent}"),
+            ));
         }
     }
     Ok(())
@@ -131,7 +143,11 @@ fn ensure_parent_exists(conn: &mut DbConn, parent_id: Option<i64>) -> Result<(),
 
 pub fn create_category(conn: &mut DbConn, input: &NewCategory) -> Result<CategoryView, ApiError> {
     let name = clean_name(&input.name)?;
-    let description = input.description.as_deref().map(str::trim).filter(|d| !d.is_empty());
+    let description = input
+        .description
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty());
     let id = write_transaction(conn, |conn| {
         ensure_parent_exists(conn, input.parent_id)?;
         ensure_name_free(conn, &name, input.parent_id, None)?;
@@ -173,7 +189,11 @@ fn is_in_subtree(conn: &mut DbConn, id: i64, candidate: i64) -> Result<bool, Api
     Ok(true)
 }
 
-pub fn update_category(conn: &mut DbConn, id: i64, patch: &CategoryPatch) -> Result<CategoryView, ApiError> {
+pub fn update_category(
+    conn: &mut DbConn,
+    id: i64,
+    patch: &CategoryPatch,
+) -> Result<CategoryView, ApiError> {
     let name = patch.name.as_deref().map(clean_name).transpose()?;
     write_transaction(conn, |conn| {
         let current = row(conn, id)?;
@@ -190,7 +210,11 @@ pub fn update_category(conn: &mut DbConn, id: i64, patch: &CategoryPatch) -> Res
         let name = name.unwrap_or(current.name);
         ensure_name_free(conn, &name, parent_id, Some(id))?;
         let description = match &patch.description {
-            Some(d) => d.as_deref().map(str::trim).filter(|d| !d.is_empty()).map(str::to_owned),
+            Some(d) => d
+                .as_deref()
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(str::to_owned),
             None => current.description,
         };
         diesel::update(categories::table.find(id))

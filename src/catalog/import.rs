@@ -5,7 +5,8 @@
 //! `list_price_cents` (required); `subtitle`, `description`, `publisher`, `publication_date`
 //! (YYYY-MM-DD), `page_count`, `cover_url`, `authors` (names separated by `|`, each optionally
 //! suffixed with `:editor`, `:translator` or `:illustrator`), `categories` (paths separated by `|`,
-//! levels by `>`, e.g. `Fiction > Fantasy`).
+//! levels by `>`, e.g. `Fiction > Fantasy`). When a row updates a book, an optional column the
+//! file does not have keeps the book's value; an empty cell clears it.
 
 use crate::catalog::books::{insert_book, overwrite_book, write_links};
 use crate::catalog::model::*;
@@ -50,23 +51,39 @@ fn column_map(headers: &csv::StringRecord) -> Result<HashMap<String, usize>, Api
     let mut map = HashMap::new();
     let mut errors = Vec::new();
     for (i, name) in headers.iter().enumerate() {
-        let name = name.trim().trim_start_matches('\u{feff}').to_ascii_lowercase();
+        let name = name
+            .trim()
+            .trim_start_matches('\u{feff}')
+            .to_ascii_lowercase();
         if !REQUIRED.contains(&name.as_str()) && !OPTIONAL.contains(&name.as_str()) {
-            errors.push(FieldError::new("header", format!("unknown column '{name}'")));
+            errors.push(FieldError::new(
+                "header",
+                format!("unknown column '{name}'"),
+            ));
         } else if map.insert(name.clone(), i).is_some() {
-            errors.push(FieldError::new("header", format!("column '{name}' appears twice")));
+            errors.push(FieldError::new(
+                "header",
+                format!("column '{name}' appears twice"),
+            ));
         }
     }
     for required in REQUIRED {
         if !map.contains_key(required) {
-            errors.push(FieldError::new("header", format!("missing required column '{required}'")));
+            errors.push(FieldError::new(
+                "header",
+                format!("missing required column '{required}'"),
+            ));
         }
     }
     into_validation(errors)?;
     Ok(map)
 }
 
-fn parse_row(line: u64, record: &csv::StringRecord, columns: &HashMap<String, usize>) -> Result<ImportRow, Vec<ImportFailure>> {
+fn parse_row(
+    line: u64,
+    record: &csv::StringRecord,
+    columns: &HashMap<String, usize>,
+) -> Result<ImportRow, Vec<ImportFailure>> {
     let cell = |name: &str| -> Option<String> {
         columns
             .get(name)
@@ -81,7 +98,11 @@ fn parse_row(line: u64, record: &csv::StringRecord, columns: &HashMap<String, us
         match raw.parse::<i64>() {
             Ok(v) => Some(v),
             Err(_) => {
-                failures.push(failure(line, name, format!("'{raw}' is not a whole number")));
+                failures.push(failure(
+                    line,
+                    name,
+                    format!("'{raw}' is not a whole number"),
+                ));
                 None
             }
         }
@@ -92,7 +113,11 @@ fn parse_row(line: u64, record: &csv::StringRecord, columns: &HashMap<String, us
         match chrono::NaiveDate::parse_from_str(&raw, "%Y-%m-%d") {
             Ok(d) => Some(d),
             Err(_) => {
-                failures.push(failure(line, "publication_date", format!("'{raw}' is not a YYYY-MM-DD date")));
+                failures.push(failure(
+                    line,
+                    "publication_date",
+                    format!("'{raw}' is not a YYYY-MM-DD date"),
+                ));
                 None
             }
         }
@@ -100,7 +125,11 @@ fn parse_row(line: u64, record: &csv::StringRecord, columns: &HashMap<String, us
     let format = cell("format").map(|f| f.to_ascii_lowercase());
     let parsed_format = format.as_deref().and_then(BookFormat::parse);
     if format.is_some() && parsed_format.is_none() {
-        failures.push(failure(line, "format", format!("must be one of {}", BookFormat::ALL.join(", "))));
+        failures.push(failure(
+            line,
+            "format",
+            format!("must be one of {}", BookFormat::ALL.join(", ")),
+        ));
     }
     let raw = RawBookFields {
         isbn: cell("isbn").unwrap_or_default(),
@@ -150,14 +179,32 @@ fn parse_row(line: u64, record: &csv::StringRecord, columns: &HashMap<String, us
             .filter(|path| !path.is_empty())
             .collect::<Vec<_>>()
     });
-    if authors.as_ref().is_some_and(|a| a.iter().any(|(n, _)| n.chars().count() > 300)) {
-        failures.push(failure(line, "authors", "an author name is longer than 300 characters"));
+    if authors
+        .as_ref()
+        .is_some_and(|a| a.iter().any(|(n, _)| n.chars().count() > 300))
+    {
+        failures.push(failure(
+            line,
+            "authors",
+            "an author name is longer than 300 characters",
+        ));
     }
     if authors.as_ref().is_some_and(|a| a.len() > MAX_CONTRIBUTORS) {
-        failures.push(failure(line, "authors", format!("at most {MAX_CONTRIBUTORS} contributors")));
+        failures.push(failure(
+            line,
+            "authors",
+            format!("at most {MAX_CONTRIBUTORS} contributors"),
+        ));
     }
-    if categories.as_ref().is_some_and(|c| c.len() > MAX_CATEGORIES) {
-        failures.push(failure(line, "categories", format!("at most {MAX_CATEGORIES} categories")));
+    if categories
+        .as_ref()
+        .is_some_and(|c| c.len() > MAX_CATEGORIES)
+    {
+        failures.push(failure(
+            line,
+            "categories",
+            format!("at most {MAX_CATEGORIES} categories"),
+        ));
     }
     match fields {
         Some(fields) if failures.is_empty() => Ok(ImportRow {
@@ -172,7 +219,11 @@ fn parse_row(line: u64, record: &csv::StringRecord, columns: &HashMap<String, us
 
 fn split_list(cell: Option<String>) -> impl Iterator<Item = String> {
     cell.into_iter()
-        .flat_map(|c| c.split('|').map(|s| s.trim().to_owned()).collect::<Vec<_>>())
+        .flat_map(|c| {
+            c.split('|')
+                .map(|s| s.trim().to_owned())
+                .collect::<Vec<_>>()
+        })
         .filter(|s| !s.is_empty())
 }
 
@@ -189,10 +240,13 @@ impl Resolver {
         if let Some(id) = self.authors.get(&key) {
             return Ok(*id);
         }
+        // `lower()` on both sides: SQLite's lowers ASCII only, so comparing it with Rust's
+        // `to_lowercase` would never match a name such as "Émile Zola".
         let existing: Option<i64> = authors::table
             .filter(
-                diesel::dsl::sql::<diesel::sql_types::Bool>("lower(authors.name) = ")
-                    .bind::<diesel::sql_types::Text, _>(key.clone()),
+                diesel::dsl::sql::<diesel::sql_types::Bool>("lower(authors.name) = lower(")
+                    .bind::<diesel::sql_types::Text, _>(name.to_owned())
+                    .sql(")"),
             )
             .order(authors::id)
             .select(authors::id)
@@ -224,10 +278,13 @@ impl Resolver {
                 parent = Some(*id);
                 continue;
             }
+            // The same comparison as the unique index on sibling names, `lower(name)`, so that a
+            // miss here never collides with an existing row on insert.
             let mut q = categories::table
                 .filter(
-                    diesel::dsl::sql::<diesel::sql_types::Bool>("lower(categories.name) = ")
-                        .bind::<diesel::sql_types::Text, _>(key.1.clone()),
+                    diesel::dsl::sql::<diesel::sql_types::Bool>("lower(categories.name) = lower(")
+                        .bind::<diesel::sql_types::Text, _>(level.clone())
+                        .sql(")"),
                 )
                 .select(categories::id)
                 .into_boxed();
@@ -262,14 +319,26 @@ enum Upserted {
     Updated,
 }
 
-fn upsert(conn: &mut DbConn, resolver: &mut Resolver, row: &ImportRow) -> Result<Upserted, ApiError> {
+/// Writes one row. `absent` lists the optional columns the file does not have.
+fn upsert(
+    conn: &mut DbConn,
+    resolver: &mut Resolver,
+    row: &ImportRow,
+    absent: &[&str],
+) -> Result<Upserted, ApiError> {
     let contributors = match &row.authors {
         Some(list) => {
             let mut inputs: Vec<BookAuthorInput> = Vec::with_capacity(list.len());
             for (name, role) in list {
                 let author_id = resolver.author(conn, name)?;
-                if !inputs.iter().any(|i| i.author_id == author_id && i.role == *role) {
-                    inputs.push(BookAuthorInput { author_id, role: *role });
+                if !inputs
+                    .iter()
+                    .any(|i| i.author_id == author_id && i.role == *role)
+                {
+                    inputs.push(BookAuthorInput {
+                        author_id,
+                        role: *role,
+                    });
                 }
             }
             Some(inputs)
@@ -289,22 +358,35 @@ fn upsert(conn: &mut DbConn, resolver: &mut Resolver, row: &ImportRow) -> Result
         }
         None => None,
     };
-    let existing: Option<(i64, i32, String)> = books::table
+    let existing: Option<BookRow> = books::table
         .filter(books::isbn.eq(row.fields.isbn.as_str()))
-        .select((books::id, books::version, books::status))
+        .select(BookRow::as_select())
         .first(conn)
         .optional()?;
     let (id, outcome) = match existing {
-        Some((id, version, status)) => {
+        Some(current) => {
             let mut fields = row.fields.clone();
             // The file has no status column: an import never un-archives a book.
-            fields.status = if status == "archived" {
+            fields.status = if current.status == "archived" {
                 BookStatus::Archived
             } else {
                 BookStatus::Active
             };
-            overwrite_book(conn, id, version, &fields)?;
-            (id, Upserted::Updated)
+            // Like a missing `authors` or `categories` column, a missing optional column keeps
+            // what the book has (an empty cell in a present column clears it).
+            for column in absent {
+                match *column {
+                    "subtitle" => fields.subtitle = current.subtitle.clone(),
+                    "description" => fields.description = current.description.clone(),
+                    "publisher" => fields.publisher = current.publisher.clone(),
+                    "publication_date" => fields.publication_date = current.publication_date,
+                    "page_count" => fields.page_count = current.page_count,
+                    "cover_url" => fields.cover_url = current.cover_url.clone(),
+                    _ => {}
+                }
+            }
+            overwrite_book(conn, current.id, current.version, &fields)?;
+            (current.id, Upserted::Updated)
         }
         None => (insert_book(conn, &row.fields)?, Upserted::Created),
     };
@@ -324,6 +406,10 @@ pub fn import_csv(conn: &mut DbConn, data: &[u8]) -> Result<ImportReport, ApiErr
         .map_err(|e| ApiError::invalid("header", format!("cannot read the header row: {e}")))?
         .clone();
     let columns = column_map(&headers)?;
+    let absent: Vec<&str> = OPTIONAL
+        .into_iter()
+        .filter(|c| !columns.contains_key(*c))
+        .collect();
 
     let mut failed = Vec::new();
     let mut rows = Vec::new();
@@ -343,7 +429,11 @@ pub fn import_csv(conn: &mut DbConn, data: &[u8]) -> Result<ImportReport, ApiErr
         };
         match parse_row(line, &record, &columns) {
             Ok(row) => match first_line_of.get(row.fields.isbn.as_str()) {
-                Some(first) => failed.push(failure(line, "isbn", format!("repeats the ISBN of line {first}"))),
+                Some(first) => failed.push(failure(
+                    line,
+                    "isbn",
+                    format!("repeats the ISBN of line {first}"),
+                )),
                 None => {
                     first_line_of.insert(row.fields.isbn.as_str().to_owned(), line);
                     rows.push(row);
@@ -358,7 +448,7 @@ pub fn import_csv(conn: &mut DbConn, data: &[u8]) -> Result<ImportReport, ApiErr
         let (mut created, mut updated) = (0u64, 0u64);
         for row in &rows {
             // A savepoint per row: a row the database refuses is reported, the rest still land.
-            match conn.transaction(|conn| upsert(conn, &mut resolver, row)) {
+            match conn.transaction(|conn| upsert(conn, &mut resolver, row, &absent)) {
                 Ok(Upserted::Created) => created += 1,
                 Ok(Upserted::Updated) => updated += 1,
                 Err(ApiError::Internal(cause)) => return Err(ApiError::Internal(cause)),
@@ -367,7 +457,10 @@ pub fn import_csv(conn: &mut DbConn, data: &[u8]) -> Result<ImportReport, ApiErr
                     // Names created in the rolled-back savepoint are gone: forget them.
                     resolver = Resolver::default();
                     let problem = other.to_problem();
-                    let field = problem.errors.first().map_or("row".to_owned(), |e| e.field.clone());
+                    let field = problem
+                        .errors
+                        .first()
+                        .map_or("row".to_owned(), |e| e.field.clone());
                     failed.push(failure(row.line, &field, problem.detail));
                 }
             }

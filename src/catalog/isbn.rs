@@ -27,7 +27,8 @@ impl Isbn {
             .filter(|b| *b != b'-' && *b != b' ')
             .map(|b| b.to_ascii_uppercase())
             .collect();
-        let x_ok = |i: usize, b: u8| b.is_ascii_digit() || (b == b'X' && i == 9 && compact.len() == 10);
+        let x_ok =
+            |i: usize, b: u8| b.is_ascii_digit() || (b == b'X' && i == 9 && compact.len() == 10);
         if compact.iter().enumerate().any(|(i, &b)| !x_ok(i, b)) {
             return Err(IsbnError::BadCharacter);
         }
@@ -120,19 +121,32 @@ mod tests {
     fn accepts_isbn13_with_and_without_hyphens() {
         let want = "9780306406157";
         for input in ["9780306406157", "978-0-306-40615-7", "978 0 306 40615 7"] {
-            assert_eq!(Isbn::parse(input).map(|i| i.0), Ok(want.to_owned()), "{input}");
+            assert_eq!(
+                Isbn::parse(input).map(|i| i.0),
+                Ok(want.to_owned()),
+                "{input}"
+            );
         }
         assert!(Isbn::parse("979-10-90636-07-1").is_ok());
     }
 
     #[test]
     fn converts_isbn10_including_x_check_digits() {
-        assert_eq!(Isbn::parse("0-306-40615-2").unwrap().as_str(), "9780306406157");
+        assert_eq!(
+            Isbn::parse("0-306-40615-2").unwrap().as_str(),
+            "9780306406157"
+        );
         assert_eq!(Isbn::parse("0306406152").unwrap().as_str(), "9780306406157");
         // X check digit, upper or lower case.
-        assert_eq!(Isbn::parse("0-8044-2957-X").unwrap().as_str(), "9780804429573");
+        assert_eq!(
+            Isbn::parse("0-8044-2957-X").unwrap().as_str(),
+            "9780804429573"
+        );
         assert_eq!(Isbn::parse("080442957x").unwrap().as_str(), "9780804429573");
-        assert_eq!(Isbn::parse("9780804429573").unwrap().to_isbn10().as_deref(), Some("080442957X"));
+        assert_eq!(
+            Isbn::parse("9780804429573").unwrap().to_isbn10().as_deref(),
+            Some("080442957X")
+        );
     }
 
     #[test]
@@ -154,10 +168,18 @@ mod tests {
 
     /// Builds a valid ISBN-10 from nine digits.
     fn isbn10_from(body: &[u8]) -> String {
-        let sum: u32 = body.iter().enumerate().map(|(i, d)| (10 - i as u32) * u32::from(*d)).sum();
+        let sum: u32 = body
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (10 - i as u32) * u32::from(*d))
+            .sum();
         let check = (11 - sum % 11) % 11;
         let mut s: String = body.iter().map(|d| char::from(b'0' + d)).collect();
-        s.push(if check == 10 { 'X' } else { char::from(b'0' + check as u8) });
+        s.push(if check == 10 {
+            'X'
+        } else {
+            char::from(b'0' + check as u8)
+        });
         s
     }
 

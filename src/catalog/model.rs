@@ -192,6 +192,7 @@ pub struct BookAuthorInput {
     "format": "paperback", "list_price_cents": 1799,
     "authors": [{"author_id": 1, "role": "author"}], "category_ids": [2]
 }))]
+#[serde(deny_unknown_fields)]
 pub struct NewBook {
     /// ISBN-10 or ISBN-13, hyphens allowed.
     pub isbn: String,
@@ -225,6 +226,7 @@ where
 /// Body of `PATCH /books/{id}`: absent fields are kept, `null` clears an optional field.
 #[derive(Debug, Clone, Default, Deserialize, Validate, ToSchema)]
 #[schema(example = json!({"list_price_cents": 1599, "subtitle": null}))]
+#[serde(deny_unknown_fields)]
 pub struct BookPatch {
     pub isbn: Option<String>,
     pub title: Option<String>,
@@ -319,37 +321,67 @@ impl RawBookFields {
             err("title", format!("must be at most {MAX_TITLE} characters"));
         }
         let subtitle = clean(self.subtitle);
-        if subtitle.as_ref().is_some_and(|s| s.chars().count() > MAX_TITLE) {
-            err("subtitle", format!("must be at most {MAX_TITLE} characters"));
+        if subtitle
+            .as_ref()
+            .is_some_and(|s| s.chars().count() > MAX_TITLE)
+        {
+            err(
+                "subtitle",
+                format!("must be at most {MAX_TITLE} characters"),
+            );
         }
         let description = clean(self.description);
-        if description.as_ref().is_some_and(|s| s.chars().count() > MAX_TEXT) {
-            err("description", format!("must be at most {MAX_TEXT} characters"));
+        if description
+            .as_ref()
+            .is_some_and(|s| s.chars().count() > MAX_TEXT)
+        {
+            err(
+                "description",
+                format!("must be at most {MAX_TEXT} characters"),
+            );
         }
         let language = self.language.trim().to_ascii_lowercase();
         if !is_iso639_1(&language) {
-            err("language", "must be an ISO 639-1 code such as en, fr or de".into());
+            err(
+                "language",
+                "must be an ISO 639-1 code such as en, fr or de".into(),
+            );
         }
         let publisher = clean(self.publisher);
-        if publisher.as_ref().is_some_and(|s| s.chars().count() > MAX_SHORT) {
-            err("publisher", format!("must be at most {MAX_SHORT} characters"));
+        if publisher
+            .as_ref()
+            .is_some_and(|s| s.chars().count() > MAX_SHORT)
+        {
+            err(
+                "publisher",
+                format!("must be at most {MAX_SHORT} characters"),
+            );
         }
         if let Some(date) = self.publication_date {
             let latest = Utc::now().date_naive() + chrono::Duration::days(5 * 366);
             if date < NaiveDate::from_ymd_opt(1400, 1, 1).unwrap_or(date) || date > latest {
-                err("publication_date", "must be between 1400-01-01 and five years from now".into());
+                err(
+                    "publication_date",
+                    "must be between 1400-01-01 and five years from now".into(),
+                );
             }
         }
         if self.page_count.is_some_and(|p| !(1..=100_000).contains(&p)) {
             err("page_count", "must be between 1 and 100000".into());
         }
         if self.format.is_none() {
-            err("format", format!("must be one of {}", BookFormat::ALL.join(", ")));
+            err(
+                "format",
+                format!("must be one of {}", BookFormat::ALL.join(", ")),
+            );
         }
         if self.list_price_cents <= 0 {
             err("list_price_cents", "must be greater than 0".into());
         } else if self.list_price_cents > MAX_PRICE_CENTS {
-            err("list_price_cents", format!("must be at most {MAX_PRICE_CENTS}"));
+            err(
+                "list_price_cents",
+                format!("must be at most {MAX_PRICE_CENTS}"),
+            );
         }
         let cover_url = clean(self.cover_url);
         if let Some(url) = &cover_url {
@@ -470,7 +502,10 @@ impl BookPatch {
 pub fn check_links(authors: &[BookAuthorInput], category_ids: &[i64]) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if authors.len() > MAX_CONTRIBUTORS {
-        errors.push(FieldError::new("authors", format!("at most {MAX_CONTRIBUTORS} contributors")));
+        errors.push(FieldError::new(
+            "authors",
+            format!("at most {MAX_CONTRIBUTORS} contributors"),
+        ));
     }
     for (i, a) in authors.iter().enumerate() {
         if authors[..i]
@@ -484,11 +519,17 @@ pub fn check_links(authors: &[BookAuthorInput], category_ids: &[i64]) -> Vec<Fie
         }
     }
     if category_ids.len() > MAX_CATEGORIES {
-        errors.push(FieldError::new("category_ids", format!("at most {MAX_CATEGORIES} categories")));
+        errors.push(FieldError::new(
+            "category_ids",
+            format!("at most {MAX_CATEGORIES} categories"),
+        ));
     }
     for (i, id) in category_ids.iter().enumerate() {
         if category_ids[..i].contains(id) {
-            errors.push(FieldError::new(format!("category_ids[{i}]"), "is listed twice"));
+            errors.push(FieldError::new(
+                format!("category_ids[{i}]"),
+                "is listed twice",
+            ));
         }
     }
     errors
@@ -560,6 +601,7 @@ pub struct AuthorView {
 /// Body of `POST /authors`.
 #[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
 #[schema(example = json!({"name": "Ursula K. Le Guin", "bio": "American author."}))]
+#[serde(deny_unknown_fields)]
 pub struct NewAuthor {
     #[validate(length(min = 1, max = 300))]
     pub name: String,
@@ -570,6 +612,7 @@ pub struct NewAuthor {
 /// Body of `PATCH /authors/{id}`.
 #[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
 #[schema(example = json!({"bio": "American author of science fiction and fantasy."}))]
+#[serde(deny_unknown_fields)]
 pub struct AuthorPatch {
     #[validate(length(min = 1, max = 300))]
     pub name: Option<String>,
@@ -622,6 +665,7 @@ pub struct CategoryView {
 /// Body of `POST /categories`.
 #[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
 #[schema(example = json!({"name": "Science fiction", "parent_id": 1}))]
+#[serde(deny_unknown_fields)]
 pub struct NewCategory {
     #[validate(length(min = 1, max = 200))]
     pub name: String,
@@ -633,6 +677,7 @@ pub struct NewCategory {
 /// Body of `PATCH /categories/{id}`; `parent_id: null` makes it top-level.
 #[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
 #[schema(example = json!({"name": "Sci-fi"}))]
+#[serde(deny_unknown_fields)]
 pub struct CategoryPatch {
     #[validate(length(min = 1, max = 200))]
     pub name: Option<String>,

@@ -63,9 +63,15 @@ fn book_response(status: actix_web::http::StatusCode, book: &BookView) -> HttpRe
     responses(
         (status = 200, description = "A page of books", body = Page<BookView>),
         (status = 422, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json")))]
-pub async fn list_books(state: web::Data<AppState>, query: ApiQuery<BookQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list_books(
+    state: web::Data<AppState>,
+    query: ApiQuery<BookQuery>,
+) -> Result<HttpResponse, ApiError> {
     let currency = state.settings.currency.clone();
-    let page = db::run(&state.pool, move |conn| books::list_books(conn, &query.0, &currency)).await?;
+    let page = db::run(&state.pool, move |conn| {
+        books::list_books(conn, &query.0, &currency)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -75,10 +81,16 @@ pub async fn list_books(state: web::Data<AppState>, query: ApiQuery<BookQuery>) 
         (status = 200, description = "The book", body = BookView,
          headers(("ETag" = String, description = "The book's version, quoted"))),
         (status = 404, description = "No such book", body = Problem, content_type = "application/problem+json")))]
-pub async fn get_book(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn get_book(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let currency = state.settings.currency.clone();
-    let book = db::run(&state.pool, move |conn| books::get_book(conn, id, &currency)).await?;
+    let book = db::run(&state.pool, move |conn| {
+        books::get_book(conn, id, &currency)
+    })
+    .await?;
     Ok(book_response(actix_web::http::StatusCode::OK, &book))
 }
 
@@ -89,10 +101,16 @@ pub async fn get_book(state: web::Data<AppState>, id: web::Path<i64>) -> Result<
         (status = 200, description = "The book", body = BookView),
         (status = 404, description = "No book has this ISBN", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a valid ISBN", body = Problem, content_type = "application/problem+json")))]
-pub async fn get_book_by_isbn(state: web::Data<AppState>, isbn: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_book_by_isbn(
+    state: web::Data<AppState>,
+    isbn: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let isbn = Isbn::parse(&isbn).map_err(|e| ApiError::invalid("isbn", e.to_string()))?;
     let currency = state.settings.currency.clone();
-    let book = db::run(&state.pool, move |conn| books::get_by_isbn(conn, &isbn, &currency)).await?;
+    let book = db::run(&state.pool, move |conn| {
+        books::get_by_isbn(conn, &isbn, &currency)
+    })
+    .await?;
     Ok(book_response(actix_web::http::StatusCode::OK, &book))
 }
 
@@ -111,7 +129,10 @@ pub async fn create_book(
     body: ApiJson<NewBook>,
 ) -> Result<HttpResponse, ApiError> {
     let currency = state.settings.currency.clone();
-    let book = db::run(&state.pool, move |conn| books::create_book(conn, &body.0, &currency)).await?;
+    let book = db::run(&state.pool, move |conn| {
+        books::create_book(conn, &body.0, &currency)
+    })
+    .await?;
     let mut res = book_response(actix_web::http::StatusCode::CREATED, &book);
     if let Ok(location) = header::HeaderValue::from_str(&format!("/api/v1/books/{}", book.id)) {
         res.headers_mut().insert(header::LOCATION, location);
@@ -144,7 +165,10 @@ pub async fn update_book(
     let version = if_match_version(&req)?;
     let id = id.into_inner();
     let currency = state.settings.currency.clone();
-    let book = db::run(&state.pool, move |conn| books::update_book(conn, id, version, &body.0, &currency)).await?;
+    let book = db::run(&state.pool, move |conn| {
+        books::update_book(conn, id, version, &body.0, &currency)
+    })
+    .await?;
     Ok(book_response(actix_web::http::StatusCode::OK, &book))
 }
 
@@ -164,7 +188,11 @@ pub async fn delete_book(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let currency = state.settings.currency.clone();
-    match db::run(&state.pool, move |conn| books::delete_book(conn, id, &currency)).await? {
+    match db::run(&state.pool, move |conn| {
+        books::delete_book(conn, id, &currency)
+    })
+    .await?
+    {
         books::Removal::Deleted => Ok(HttpResponse::NoContent().finish()),
         books::Removal::Archived(book) => Ok(book_response(actix_web::http::StatusCode::OK, &book)),
     }
@@ -209,7 +237,8 @@ pub async fn import_books(
     let limit = state.settings.import_limit_bytes;
     let mut data = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
         if data.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge(format!(
                 "the file exceeds the limit of {limit} bytes"
@@ -225,8 +254,14 @@ pub async fn import_books(
 #[utoipa::path(get, path = "/api/v1/authors", tag = "authors", params(AuthorQuery),
     responses((status = 200, description = "A page of authors", body = Page<AuthorView>),
         (status = 422, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json")))]
-pub async fn list_authors(state: web::Data<AppState>, query: ApiQuery<AuthorQuery>) -> Result<HttpResponse, ApiError> {
-    let page = db::run(&state.pool, move |conn| authors::list_authors(conn, &query.0)).await?;
+pub async fn list_authors(
+    state: web::Data<AppState>,
+    query: ApiQuery<AuthorQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = db::run(&state.pool, move |conn| {
+        authors::list_authors(conn, &query.0)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -234,7 +269,10 @@ pub async fn list_authors(state: web::Data<AppState>, query: ApiQuery<AuthorQuer
 #[utoipa::path(get, path = "/api/v1/authors/{id}", tag = "authors", params(("id" = i64, Path, description = "Author id")),
     responses((status = 200, description = "The author", body = AuthorView),
         (status = 404, description = "No such author", body = Problem, content_type = "application/problem+json")))]
-pub async fn get_author(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn get_author(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let author = db::run(&state.pool, move |conn| authors::get_author(conn, id)).await?;
     Ok(HttpResponse::Ok().json(author))
@@ -251,7 +289,10 @@ pub async fn create_author(
     _staff: StaffUser,
     body: ApiJson<NewAuthor>,
 ) -> Result<HttpResponse, ApiError> {
-    let author = db::run(&state.pool, move |conn| authors::create_author(conn, &body.0)).await?;
+    let author = db::run(&state.pool, move |conn| {
+        authors::create_author(conn, &body.0)
+    })
+    .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/authors/{}", author.id)))
         .json(author))
@@ -272,7 +313,10 @@ pub async fn update_author(
     body: ApiJson<AuthorPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let author = db::run(&state.pool, move |conn| authors::update_author(conn, id, &body.0)).await?;
+    let author = db::run(&state.pool, move |conn| {
+        authors::update_author(conn, id, &body.0)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(author))
 }
 
@@ -302,7 +346,10 @@ pub async fn list_categories(
     state: web::Data<AppState>,
     query: ApiQuery<CategoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = db::run(&state.pool, move |conn| categories::list_categories(conn, &query.0)).await?;
+    let page = db::run(&state.pool, move |conn| {
+        categories::list_categories(conn, &query.0)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -311,7 +358,10 @@ pub async fn list_categories(
     params(("id" = i64, Path, description = "Category id")),
     responses((status = 200, description = "The category", body = CategoryView),
         (status = 404, description = "No such category", body = Problem, content_type = "application/problem+json")))]
-pub async fn get_category(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn get_category(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let category = db::run(&state.pool, move |conn| categories::get_category(conn, id)).await?;
     Ok(HttpResponse::Ok().json(category))
@@ -330,9 +380,15 @@ pub async fn create_category(
     _staff: StaffUser,
     body: ApiJson<NewCategory>,
 ) -> Result<HttpResponse, ApiError> {
-    let category = db::run(&state.pool, move |conn| categories::create_category(conn, &body.0)).await?;
+    let category = db::run(&state.pool, move |conn| {
+        categories::create_category(conn, &body.0)
+    })
+    .await?;
     Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/v1/categories/{}", category.id)))
+        .insert_header((
+            header::LOCATION,
+            format!("/api/v1/categories/{}", category.id),
+        ))
         .json(category))
 }
 
@@ -352,7 +408,10 @@ pub async fn update_category(
     body: ApiJson<CategoryPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let category = db::run(&state.pool, move |conn| categories::update_category(conn, id, &body.0)).await?;
+    let category = db::run(&state.pool, move |conn| {
+        categories::update_category(conn, id, &body.0)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(category))
 }
 
@@ -370,7 +429,10 @@ pub async fn delete_category(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    db::run(&state.pool, move |conn| categories::delete_category(conn, id)).await?;
+    db::run(&state.pool, move |conn| {
+        categories::delete_category(conn, id)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -68,8 +68,15 @@ impl Sort {
     pub fn parse(input: Option<&str>, has_text: bool) -> Result<Sort, ApiError> {
         let raw = input.map(str::trim).filter(|s| !s.is_empty());
         let Some(raw) = raw else {
-            let key = if has_text { SortKey::Relevance } else { SortKey::Title };
-            return Ok(Sort { key, descending: false });
+            let key = if has_text {
+                SortKey::Relevance
+            } else {
+                SortKey::Title
+            };
+            return Ok(Sort {
+                key,
+                descending: false,
+            });
         };
         let (descending, name) = match raw.strip_prefix('-') {
             Some(rest) => (true, rest),
@@ -127,7 +134,13 @@ struct CountRow {
     n: i64,
 }
 
-fn boxed<'a>(sql: &'a Sql) -> diesel::query_builder::BoxedSqlQuery<'a, crate::db::MultiBackend, diesel::query_builder::SqlQuery> {
+fn boxed<'a>(
+    sql: &'a Sql,
+) -> diesel::query_builder::BoxedSqlQuery<
+    'a,
+    crate::db::MultiBackend,
+    diesel::query_builder::SqlQuery,
+> {
     let mut query = diesel::sql_query(sql.text.clone()).into_boxed();
     for bind in &sql.binds {
         query = match bind {
@@ -143,7 +156,9 @@ fn from_where(conn: &DbConn, filter: &BookFilter) -> Sql {
     let mut sql = Sql::default();
     match (&filter.text, conn) {
         (Some(TextQuery::Words(words)), DbConn::Sqlite(_)) => {
-            sql.push("FROM books_fts JOIN books b ON b.id = books_fts.rowid WHERE books_fts MATCH ");
+            sql.push(
+                "FROM books_fts JOIN books b ON b.id = books_fts.rowid WHERE books_fts MATCH ",
+            );
             let fts = words
                 .iter()
                 .map(|w| format!("\"{w}\"*"))
@@ -334,7 +349,12 @@ mod tests {
     fn text_queries() {
         assert_eq!(
             TextQuery::parse("Left-Hand  of DARK"),
-            Some(TextQuery::Words(vec!["left".into(), "hand".into(), "of".into(), "dark".into()]))
+            Some(TextQuery::Words(vec![
+                "left".into(),
+                "hand".into(),
+                "of".into(),
+                "dark".into()
+            ]))
         );
         assert_eq!(
             TextQuery::parse("0-306-40615-2"),
@@ -343,7 +363,12 @@ mod tests {
         assert_eq!(TextQuery::parse(" \"*' "), None);
         assert_eq!(
             TextQuery::parse("Émile \"Zola\" OR x"),
-            Some(TextQuery::Words(vec!["émile".into(), "zola".into(), "or".into(), "x".into()]))
+            Some(TextQuery::Words(vec![
+                "émile".into(),
+                "zola".into(),
+                "or".into(),
+                "x".into()
+            ]))
         );
     }
 

@@ -94,6 +94,9 @@ impl r2d2::ManageConnection for ConnectionManager {
 pub fn build_pool(url: &str, max_size: u32) -> Result<Pool, String> {
     r2d2::Pool::builder()
         .max_size(max_size)
+        // Keep a few connections warm; the rest close after a quiet spell, returning their caches.
+        .min_idle(Some(max_size.min(2)))
+        .idle_timeout(Some(Duration::from_secs(120)))
         .connection_timeout(Duration::from_secs(5))
         .test_on_check_out(false)
         .build(ConnectionManager::new(url))

@@ -96,8 +96,13 @@ fn join_path(path: &str, name: &str) -> String {
     }
 }
 
+/// The field a "missing field" or "unknown field" message is about.
 fn missing_field_name(message: &str) -> Option<&str> {
-    message.strip_prefix("missing field `")?.split('`').next()
+    message
+        .strip_prefix("missing field `")
+        .or_else(|| message.strip_prefix("unknown field `"))?
+        .split('`')
+        .next()
 }
 
 fn strip_position(message: &str) -> String {
@@ -134,8 +139,9 @@ pub fn parse_query<T: DeserializeOwned + Validate>(query: &str) -> Result<T, Api
     Ok(value)
 }
 
-/// The `If-Match` precondition of a conditional update: the version the client last saw.
-pub fn if_match_version(req: &HttpRequest) -> Result<i32, ApiError> {
+/// The `If-Match` precondition of a conditional update: the version the client last saw, or
+/// `None` for `If-Match: *` (any current version, RFC 9110).
+pub fn if_match_version(req: &HttpRequest) -> Result<Option<i32>, ApiError> {
     let raw = req
         .headers()
         .get(header::IF_MATCH)
@@ -147,8 +153,11 @@ pub fn if_match_version(req: &HttpRequest) -> Result<i32, ApiError> {
         .to_str()
         .unwrap_or_default()
         .trim();
+    if raw == "*" {
+        return Ok(None);
+    }
     let tag = raw.trim_start_matches("W/").trim_matches('"');
-    tag.parse().map_err(|_| {
+    tag.parse().map(Some).map_err(|_| {
         ApiError::PreconditionFailed(format!(
             "If-Match '{raw}' does not name a version of this resource"
         ))
