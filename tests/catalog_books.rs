@@ -1060,3 +1060,49 @@ async fn concurrent_writes_cannot_both_win() {
     }
     assert_eq!(app.count("books"), 2);
 }
+
+#[tokio::test]
+async fn if_match_star_accepts_the_current_version_and_unknown_fields_are_refused() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff();
+    let id = create_book_id(&app, &staff, book_body(&isbn13(77), "Star Matching")).await;
+    let path = format!("/api/v1/books/{id}");
+
+    let res = patch_if(
+        &app,
+        &staff,
+        &path,
+        Some("*"),
+        json!({"list_price_cents": 1234}),
+    )
+    .await;
+    res.expect(200);
+    assert_eq!(res.body["list_price_cents"], 1234);
+    assert_eq!(res.body["version"], 2);
+    assert_eq!(res.header("etag"), Some("\"2\""));
+
+    // A misspelt field is named rather than silently dropped, and nothing changes.
+    let res = patch_if(
+        &app,
+        &staff,
+        &path,
+        Some("\"2\""),
+        json!({"sub_title": "x"}),
+    )
+    .await;
+    let errors = field_errors(res.invalid_field("sub_title"));
+    assert!(
+        errors[0].1.starts_with("unknown field `sub_title`"),
+        "{errors:?}"
+    );
+    assert_eq!(book_row(&app, id).unwrap().version, 2);
+    let res = app
+        .post(
+            "/api/v1/books",
+            Some(&staff),
+            with(&book_body(&isbn13(78), "T"), json!({"role": "admin"})),
+        )
+        .await;
+    res.invalid_field("role");
+    assert_eq!(app.count("books"), 1);
+}

@@ -96,13 +96,10 @@ fn join_path(path: &str, name: &str) -> String {
     }
 }
 
-/// The field a "missing field" or "unknown field" message is about.
+/// The field a "missing field" message is about (the error's path stops at its parent; for an
+/// unknown field the path already ends with the field).
 fn missing_field_name(message: &str) -> Option<&str> {
-    message
-        .strip_prefix("missing field `")
-        .or_else(|| message.strip_prefix("unknown field `"))?
-        .split('`')
-        .next()
+    message.strip_prefix("missing field `")?.split('`').next()
 }
 
 fn strip_position(message: &str) -> String {
