@@ -227,10 +227,9 @@ fn order_by(conn: &DbConn, sort: Sort, filter: &BookFilter) -> String {
     match (sort.key, conn) {
         // An exact ISBN matches at most one book: nothing to rank.
         (SortKey::Relevance, _) if !ranked => "ORDER BY b.id".to_owned(),
-        // bm25 is lower for better matches; weights: title, subtitle, authors, isbn.
-        (SortKey::Relevance, DbConn::Sqlite(_)) => {
-            "ORDER BY bm25(books_fts, 10.0, 3.0, 6.0, 10.0), b.id".to_owned()
-        }
+        // The table's rank function is a weighted bm25 (see the migration). No tie-breaker:
+        // FTS5 answers `ORDER BY rank LIMIT n` with a top-n pass only when rank is the sole key.
+        (SortKey::Relevance, DbConn::Sqlite(_)) => "ORDER BY books_fts.rank".to_owned(),
         (SortKey::Relevance, DbConn::Pg(_)) => {
             "ORDER BY ts_rank(b.search_vector, to_tsquery('simple', $1)) DESC, b.id".to_owned()
         }
