@@ -151,7 +151,15 @@ impl Settings {
             )?),
             currency,
             cors_origins,
-            pool_size: parse_num(&get, "BOOKSTORE_DB_POOL_SIZE", 16, 1..=512)? as u32,
+            // SQLite runs in-process on the same cores: a few connections keep them busy (measured
+            // on 2 cores: 4 served searches as fast as 16, with half the memory). PostgreSQL
+            // connections mostly wait on the network and the server, so more of them help.
+            pool_size: parse_num(
+                &get,
+                "BOOKSTORE_DB_POOL_SIZE",
+                if backend == Backend::Postgres { 16 } else { 4 },
+                1..=512,
+            )? as u32,
             workers: match get("BOOKSTORE_WORKERS") {
                 None => None,
                 Some(_) => Some(parse_num(&get, "BOOKSTORE_WORKERS", 2, 1..=256)? as usize),

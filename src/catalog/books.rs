@@ -439,6 +439,7 @@ pub fn delete_book(conn: &mut DbConn, id: i64, currency: &str) -> Result<Removal
                     books::updated_at.eq(now()),
                 ))
                 .execute(conn)?;
+            search::reindex(conn, Reindex::Book(id))?;
             return Ok::<_, ApiError>(true);
         }
         search::unindex(conn, id)?;

@@ -57,7 +57,8 @@ impl ConnectionManager {
 }
 
 /// Set on every SQLite connection: concurrent writers wait instead of failing, and foreign keys
-/// are enforced.
+/// are enforced. (A memory map was tried for reads: faster, but every connection maps the whole
+/// file, so the process's RSS grows by the database size per connection.)
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
      PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
 
