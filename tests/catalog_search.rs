@@ -235,6 +235,11 @@ async fn text_search_matches_titles_subtitles_authors_and_isbns() {
         titles_of(&app, "q=left+dark").await,
         vec!["The Left Hand of Darkness"]
     );
+    // Only the last word is a prefix (the word being typed); earlier ones must be whole.
+    assert_eq!(
+        titles_of(&app, "q=lef+darkness").await,
+        Vec::<String>::new()
+    );
     assert_eq!(
         titles_of(&app, "q=left+visible").await,
         Vec::<String>::new()

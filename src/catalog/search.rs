@@ -28,7 +28,7 @@ pub struct BookFilter {
 pub enum TextQuery {
     /// The input is a valid ISBN: match it exactly.
     Isbn(String),
-    /// Words, each matched as a prefix, all required.
+    /// Words, all required; the last one matches as a prefix (the word being typed).
     Words(Vec<String>),
 }
 
@@ -161,7 +161,11 @@ fn from_where(conn: &DbConn, filter: &BookFilter) -> Sql {
             );
             let fts = words
                 .iter()
-                .map(|w| format!("\"{w}\"*"))
+                .enumerate()
+                .map(|(i, w)| {
+                    let prefix = if i + 1 == words.len() { "*" } else { "" };
+                    format!("\"{w}\"{prefix}")
+                })
                 .collect::<Vec<_>>()
                 .join(" AND ");
             sql.bind(Bind::Text(fts));
@@ -170,7 +174,11 @@ fn from_where(conn: &DbConn, filter: &BookFilter) -> Sql {
             sql.push("FROM books b WHERE b.search_vector @@ to_tsquery('simple', ");
             let tsquery = words
                 .iter()
-                .map(|w| format!("{w}:*"))
+                .enumerate()
+                .map(|(i, w)| {
+                    let prefix = if i + 1 == words.len() { ":*" } else { "" };
+                    format!("{w}{prefix}")
+                })
                 .collect::<Vec<_>>()
                 .join(" & ");
             sql.bind(Bind::Text(tsquery));
