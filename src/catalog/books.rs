@@ -8,6 +8,7 @@ use crate::db::{now, write_transaction, DbConn};
 use crate::error::{ApiError, FieldError};
 use crate::http::{Page, PageParams};
 use diesel::prelude::*;
+use diesel::sql_types::{Integer, Text};
 use std::collections::HashMap;
 
 /// Loads the views of `ids`, in the order given; unknown ids are skipped.
@@ -23,44 +24,61 @@ pub fn load_views(
         .filter(books::id.eq_any(ids))
         .select(BookRow::as_select())
         .load(conn)?;
-    let contributors: Vec<(i64, i64, String, String)> = book_authors::table
-        .inner_join(authors::table)
-        .filter(book_authors::book_id.eq_any(ids))
-        .order((book_authors::book_id, book_authors::position))
-        .select((
-            book_authors::book_id,
-            authors::id,
-            authors::name,
-            book_authors::role,
-        ))
-        .load(conn)?;
-    let filed_under: Vec<(i64, i64, String)> = book_categories::table
-        .inner_join(categories::table)
-        .filter(book_categories::book_id.eq_any(ids))
-        .order((
-            book_categories::book_id,
-            diesel::dsl::sql::<diesel::sql_types::Text>("lower(categories.name)"),
-            categories::id,
-        ))
-        .select((book_categories::book_id, categories::id, categories::name))
-        .load(conn)?;
+    // Contributors and categories in one round trip: (book, kind, id, name, role, position),
+    // kind 0 for a contributor, 1 for a category. UNION is not available on the multi-backend
+    // connection, so the same query runs on the inner one.
+    let links: Vec<(i64, i32, i64, String, String, i32)> = crate::per_backend!(conn, |c| {
+        book_authors::table
+            .inner_join(authors::table)
+            .filter(book_authors::book_id.eq_any(ids))
+            .select((
+                book_authors::book_id,
+                0.into_sql::<Integer>(),
+                authors::id,
+                authors::name,
+                book_authors::role,
+                book_authors::position,
+            ))
+            .union_all(
+                book_categories::table
+                    .inner_join(categories::table)
+                    .filter(book_categories::book_id.eq_any(ids))
+                    .select((
+                        book_categories::book_id,
+                        1.into_sql::<Integer>(),
+                        categories::id,
+                        categories::name,
+                        "".into_sql::<Text>(),
+                        0.into_sql::<Integer>(),
+                    )),
+            )
+            .load(c)
+    })?;
 
     let mut by_id: HashMap<i64, BookView> = rows
         .into_iter()
         .map(|row| (row.id, view_of(row, currency)))
         .collect();
-    for (book_id, id, name, role) in contributors {
-        if let Some(view) = by_id.get_mut(&book_id) {
+    let mut contributors: Vec<_> = links.iter().filter(|l| l.1 == 0).collect();
+    contributors.sort_by_key(|l| (l.0, l.5));
+    for (book_id, _, id, name, role, _) in contributors {
+        if let Some(view) = by_id.get_mut(book_id) {
             view.authors.push(BookAuthorView {
-                id,
-                name,
-                role: AuthorRole::parse(&role).unwrap_or_default(),
+                id: *id,
+                name: name.clone(),
+                role: AuthorRole::parse(role).unwrap_or_default(),
             });
         }
     }
-    for (book_id, id, name) in filed_under {
-        if let Some(view) = by_id.get_mut(&book_id) {
-            view.categories.push(BookCategoryView { id, name });
+    // Categories by name, case-insensitively, the same on both backends.
+    let mut filed_under: Vec<_> = links.iter().filter(|l| l.1 == 1).collect();
+    filed_under.sort_by_cached_key(|l| (l.0, l.3.to_lowercase(), l.2));
+    for (book_id, _, id, name, _, _) in filed_under {
+        if let Some(view) = by_id.get_mut(book_id) {
+            view.categories.push(BookCategoryView {
+                id: *id,
+                name: name.clone(),
+            });
         }
     }
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
