@@ -122,14 +122,20 @@ impl Settings {
             ));
         }
 
-        let cors_origins = get("BOOKSTORE_CORS_ORIGINS")
+        let cors_origins: Vec<String> = get("BOOKSTORE_CORS_ORIGINS")
             .map(|v| {
                 v.split(',')
-                    .map(|o| o.trim().to_owned())
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
                     .filter(|o| !o.is_empty())
                     .collect()
             })
             .unwrap_or_default();
+        if let Some(bad) = cors_origins.iter().find(|o| !is_origin(o)) {
+            return Err(config_error(
+                "BOOKSTORE_CORS_ORIGINS",
+                format!("'{bad}' is not an origin such as https://shop.example or http://localhost:3000 (or *)"),
+            ));
+        }
 
         Ok(Settings {
             bind: get("BOOKSTORE_BIND").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
@@ -240,6 +246,23 @@ fn parse_num(
         ));
     }
     Ok(value)
+}
+
+/// `*`, or `http(s)://host[:port]` with no path: what a browser sends in `Origin`.
+fn is_origin(origin: &str) -> bool {
+    if origin == "*" {
+        return true;
+    }
+    let Some(rest) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
 }
 
 /// The SQLite file a URL names (`sqlite://x.db`, `sqlite:x.db` or a bare path).
@@ -371,6 +394,31 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn cors_origins_are_checked() {
+        let mut v = vars(&[
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("BOOKSTORE_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            (
+                "BOOKSTORE_CORS_ORIGINS",
+                "https://shop.example, http://localhost:3000/",
+            ),
+        ]);
+        let ok = Settings::from_vars(&v).map(|s| s.cors_origins);
+        assert_eq!(
+            ok.ok(),
+            Some(vec![
+                "https://shop.example".to_owned(),
+                "http://localhost:3000".to_owned()
+            ])
+        );
+        v.insert("BOOKSTORE_CORS_ORIGINS".into(), "shop.example".into());
+        assert_eq!(
+            Settings::from_vars(&v).err().map(|e| e.name),
+            Some("BOOKSTORE_CORS_ORIGINS")
+        );
     }
 
     #[test]

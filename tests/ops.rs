@@ -72,3 +72,41 @@ fn committed_openapi_matches_the_code() {
          `cargo run -- openapi > openapi/openapi.json` and commit it"
     );
 }
+
+#[tokio::test]
+async fn cors_allows_configured_origins_only() {
+    let app = TestApp::spawn_with(|s| s.cors_origins = vec!["https://shop.example".into()]).await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/api/v1/books"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+    };
+    let res = TestApp::read(preflight("https://shop.example")).await;
+    res.expect(200);
+    assert_eq!(
+        res.header("access-control-allow-origin"),
+        Some("https://shop.example")
+    );
+    let res = TestApp::read(preflight("https://evil.example")).await;
+    assert_eq!(res.header("access-control-allow-origin"), None);
+    assert!(res.status.is_client_error(), "{}", res.status);
+
+    let res = TestApp::read(
+        app.client
+            .get(app.url("/healthz"))
+            .header("origin", "https://shop.example"),
+    )
+    .await;
+    assert_eq!(
+        res.header("access-control-allow-origin"),
+        Some("https://shop.example")
+    );
+    assert!(res
+        .header("access-control-expose-headers")
+        .is_some_and(|h| h.contains("etag")));
+}
