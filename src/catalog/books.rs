@@ -252,16 +252,27 @@ pub fn check_links_exist(
     into_validation(errors)
 }
 
-/// Replaces a book's contributors (in the given order) and categories.
+/// Which links of a book are being written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// The book was just inserted: it has none to remove.
+    New,
+    Replace,
+}
+
+/// Writes a book's contributors (in the given order) and categories, replacing those given.
 pub fn write_links(
     conn: &mut DbConn,
     book_id: i64,
+    mode: Links,
     contributors: Option<&[BookAuthorInput]>,
     category_ids: Option<&[i64]>,
 ) -> Result<(), ApiError> {
     if let Some(contributors) = contributors {
-        diesel::delete(book_authors::table.filter(book_authors::book_id.eq(book_id)))
-            .execute(conn)?;
+        if mode == Links::Replace {
+            diesel::delete(book_authors::table.filter(book_authors::book_id.eq(book_id)))
+                .execute(conn)?;
+        }
         for (position, a) in contributors.iter().enumerate() {
             diesel::insert_into(book_authors::table)
                 .values((
@@ -274,8 +285,10 @@ pub fn write_links(
         }
     }
     if let Some(category_ids) = category_ids {
-        diesel::delete(book_categories::table.filter(book_categories::book_id.eq(book_id)))
-            .execute(conn)?;
+        if mode == Links::Replace {
+            diesel::delete(book_categories::table.filter(book_categories::book_id.eq(book_id)))
+                .execute(conn)?;
+        }
         for category_id in category_ids {
             diesel::insert_into(book_categories::table)
                 .values((
@@ -370,7 +383,13 @@ pub fn create_book(
         check_links_exist(conn, &input.authors, &input.category_ids)?;
         ensure_isbn_free(conn, &fields.isbn, None)?;
         let id = insert_book(conn, &fields)?;
-        write_links(conn, id, Some(&input.authors), Some(&input.category_ids))?;
+        write_links(
+            conn,
+            id,
+            Links::New,
+            Some(&input.authors),
+            Some(&input.category_ids),
+        )?;
         search::reindex(conn, Reindex::Book(id))?;
         Ok::<_, ApiError>(id)
     })?;
@@ -413,6 +432,7 @@ pub fn update_book(
         write_links(
             conn,
             id,
+            Links::Replace,
             patch.authors.as_deref(),
             patch.category_ids.as_deref(),
         )?;

@@ -8,7 +8,7 @@
 //! levels by `>`, e.g. `Fiction > Fantasy`). When a row updates a book, an optional column the
 //! file does not have keeps the book's value; an empty cell clears it.
 
-use crate::catalog::books::{insert_book, overwrite_book, write_links};
+use crate::catalog::books::{insert_book, overwrite_book, write_links, Links};
 use crate::catalog::model::*;
 use crate::catalog::search::{self, Reindex};
 use crate::db::schema::{authors, books, categories};
@@ -363,7 +363,7 @@ fn upsert(
         .select(BookRow::as_select())
         .first(conn)
         .optional()?;
-    let (id, outcome) = match existing {
+    let (id, outcome, links) = match existing {
         Some(current) => {
             let mut fields = row.fields.clone();
             // The file has no status column: an import never un-archives a book.
@@ -386,11 +386,21 @@ fn upsert(
                 }
             }
             overwrite_book(conn, current.id, current.version, &fields)?;
-            (current.id, Upserted::Updated)
+            (current.id, Upserted::Updated, Links::Replace)
         }
-        None => (insert_book(conn, &row.fields)?, Upserted::Created),
+        None => (
+            insert_book(conn, &row.fields)?,
+            Upserted::Created,
+            Links::New,
+        ),
     };
-    write_links(conn, id, contributors.as_deref(), category_ids.as_deref())?;
+    write_links(
+        conn,
+        id,
+        links,
+        contributors.as_deref(),
+        category_ids.as_deref(),
+    )?;
     search::reindex(conn, Reindex::Book(id))?;
     Ok(outcome)
 }
