@@ -315,23 +315,49 @@ fn ensure_isbn_free(conn: &mut DbConn, isbn: &Isbn, except: Option<i64>) -> Resu
     }
 }
 
+/// A book's own columns, written the same way by insert and update.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = books, treat_none_as_null = true)]
+struct BookColumns<'a> {
+    isbn: &'a str,
+    title: &'a str,
+    subtitle: Option<&'a str>,
+    description: Option<&'a str>,
+    language: &'a str,
+    publisher: Option<&'a str>,
+    publication_date: Option<chrono::NaiveDate>,
+    page_count: Option<i32>,
+    format: &'a str,
+    list_price_cents: i64,
+    cover_url: Option<&'a str>,
+    status: &'a str,
+}
+
+impl<'a> From<&'a BookFields> for BookColumns<'a> {
+    fn from(f: &'a BookFields) -> Self {
+        BookColumns {
+            isbn: f.isbn.as_str(),
+            title: &f.title,
+            subtitle: f.subtitle.as_deref(),
+            description: f.description.as_deref(),
+            language: &f.language,
+            publisher: f.publisher.as_deref(),
+            publication_date: f.publication_date,
+            page_count: f.page_count,
+            format: f.format.as_str(),
+            list_price_cents: f.list_price_cents,
+            cover_url: f.cover_url.as_deref(),
+            status: f.status.as_str(),
+        }
+    }
+}
+
 /// Inserts a book's own fields; returns its id.
 pub fn insert_book(conn: &mut DbConn, f: &BookFields) -> Result<i64, ApiError> {
     let at = now();
     Ok(diesel::insert_into(books::table)
         .values((
-            books::isbn.eq(f.isbn.as_str()),
-            books::title.eq(&f.title),
-            books::subtitle.eq(&f.subtitle),
-            books::description.eq(&f.description),
-            books::language.eq(&f.language),
-            books::publisher.eq(&f.publisher),
-            books::publication_date.eq(f.publication_date),
-            books::page_count.eq(f.page_count),
-            books::format.eq(f.format.as_str()),
-            books::list_price_cents.eq(f.list_price_cents),
-            books::cover_url.eq(&f.cover_url),
-            books::status.eq(f.status.as_str()),
+            BookColumns::from(f),
             books::version.eq(1),
             books::created_at.eq(at),
             books::updated_at.eq(at),
@@ -354,18 +380,7 @@ pub fn overwrite_book(
             .filter(books::version.eq(expected_version)),
     )
     .set((
-        books::isbn.eq(f.isbn.as_str()),
-        books::title.eq(&f.title),
-        books::subtitle.eq(&f.subtitle),
-        books::description.eq(&f.description),
-        books::language.eq(&f.language),
-        books::publisher.eq(&f.publisher),
-        books::publication_date.eq(f.publication_date),
-        books::page_count.eq(f.page_count),
-        books::format.eq(f.format.as_str()),
-        books::list_price_cents.eq(f.list_price_cents),
-        books::cover_url.eq(&f.cover_url),
-        books::status.eq(f.status.as_str()),
+        BookColumns::from(f),
         books::version.eq(expected_version + 1),
         books::updated_at.eq(now()),
     ))
