@@ -3,6 +3,7 @@
 
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::token::TokenKeys;
+use crate::catalog::cache::SearchCache;
 use crate::config::Settings;
 use crate::db::{self, Pool};
 use crate::error::{problem_response, ApiError, FieldError, Problem};
@@ -27,6 +28,7 @@ pub struct AppState {
     pub settings: Settings,
     pub tokens: TokenKeys,
     pub login_throttle: LoginThrottle,
+    pub search_cache: SearchCache,
 }
 
 impl AppState {
@@ -43,6 +45,7 @@ impl AppState {
         drop(conn);
         Ok(web::Data::new(AppState {
             tokens: TokenKeys::new(&settings),
+            search_cache: SearchCache::new(settings.search_cache_ttl),
             login_throttle: LoginThrottle::new(
                 settings.login_max_failures,
                 settings.login_max_failures_per_ip,

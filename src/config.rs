@@ -48,6 +48,9 @@ pub struct Settings {
     /// allowance because many people can share one address (an office NAT).
     pub login_max_failures_per_ip: u32,
     pub login_window: Duration,
+    /// How long a search result may be served from memory; writes through this process
+    /// invalidate it at once, writes through other replicas are seen after this long. Zero: off.
+    pub search_cache_ttl: Duration,
     /// Largest accepted JSON body.
     pub json_limit_bytes: usize,
     /// Largest accepted CSV import.
@@ -184,6 +187,12 @@ impl Settings {
                 900,
                 1..=86_400,
             )?),
+            search_cache_ttl: Duration::from_secs(parse_num(
+                &get,
+                "BOOKSTORE_SEARCH_CACHE_SECS",
+                5,
+                0..=3600,
+            )?),
             json_limit_bytes: parse_num(
                 &get,
                 "BOOKSTORE_JSON_LIMIT_BYTES",
@@ -220,6 +229,7 @@ impl Settings {
             workers: Some(2),
             login_max_failures: 5,
             login_max_failures_per_ip: 50,
+            search_cache_ttl: Duration::from_secs(5),
             login_window: Duration::from_secs(900),
             json_limit_bytes: 256 * 1024,
             import_limit_bytes: 32 << 20,

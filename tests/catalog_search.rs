@@ -698,3 +698,44 @@ async fn odd_search_input_never_fails() {
 fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// Marks a book archived behind the API's back, as another replica's write would look to this
+/// process.
+fn archive_directly(app: &TestApp, id: i64) {
+    use bookstore::db::schema::books;
+    use diesel::prelude::*;
+    let mut conn = app.conn();
+    diesel::update(books::table.find(id))
+        .set(books::status.eq("archived"))
+        .execute(&mut *conn)
+        .unwrap();
+}
+
+#[tokio::test]
+async fn search_results_are_cached_until_a_catalog_write() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff();
+    let id = create_book_id(&app, &staff, book_body(&isbn13(901), "Cachable Tome")).await;
+    assert_eq!(titles_of(&app, "q=cachable").await, vec!["Cachable Tome"]);
+
+    // A change this process did not make is not seen while the entry is fresh...
+    archive_directly(&app, id);
+    assert_eq!(titles_of(&app, "q=cachable").await, vec!["Cachable Tome"]);
+    // ...but the book itself is always read fresh.
+    let page = list(&app, "q=cachable").await;
+    assert_eq!(page["items"][0]["status"], "archived");
+
+    // Any catalog write through the API drops the cached results.
+    create_author(&app, &staff, "Someone Else").await;
+    assert_eq!(titles_of(&app, "q=cachable").await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn the_search_cache_can_be_turned_off() {
+    let app = TestApp::spawn_with(|s| s.search_cache_ttl = std::time::Duration::ZERO).await;
+    let staff = app.staff();
+    let id = create_book_id(&app, &staff, book_body(&isbn13(902), "Uncached Tome")).await;
+    assert_eq!(titles_of(&app, "q=uncached").await, vec!["Uncached Tome"]);
+    archive_directly(&app, id);
+    assert_eq!(titles_of(&app, "q=uncached").await, Vec::<String>::new());
+}

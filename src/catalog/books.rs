@@ -1,5 +1,6 @@
 //! Book rules: create, read, update with optimistic concurrency, delete or archive.
 
+use crate::catalog::cache::SearchCache;
 use crate::catalog::isbn::Isbn;
 use crate::catalog::model::*;
 use crate::catalog::search::{self, BookFilter, Reindex, Sort, TextQuery};
@@ -192,19 +193,25 @@ pub fn filter_of(query: &BookQuery) -> Result<(BookFilter, Sort, i64, i64), ApiE
     Ok((filter, sort, page, per_page))
 }
 
+/// Searches or lists books; the page of ids comes from `cache` when a fresh copy is there.
 pub fn list_books(
     conn: &mut DbConn,
     query: &BookQuery,
     currency: &str,
+    cache: &SearchCache,
 ) -> Result<Page<BookView>, ApiError> {
     let (filter, sort, page, per_page) = filter_of(query)?;
-    let (ids, total) = search::search(
-        conn,
-        &filter,
-        sort,
-        per_page,
-        Page::<BookView>::offset(page, per_page),
-    )?;
+    let key = format!("{filter:?}|{sort:?}|{page}|{per_page}");
+    let (ids, total) = match cache.get(&key) {
+        Some(hit) => (hit.0.clone(), hit.1),
+        None => {
+            let ticket = cache.ticket();
+            let offset = Page::<BookView>::offset(page, per_page);
+            let (ids, total) = search::search(conn, &filter, sort, per_page, offset)?;
+            cache.put(key, ticket, ids.clone(), total);
+            (ids, total)
+        }
+    };
     Ok(Page {
         items: load_views(conn, &ids, currency)?,
         page,

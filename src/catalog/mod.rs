@@ -2,6 +2,7 @@
 
 pub mod authors;
 pub mod books;
+pub mod cache;
 pub mod categories;
 pub mod import;
 pub mod isbn;

@@ -9,47 +9,80 @@ use crate::db;
 use crate::error::{ApiError, Problem};
 use crate::http::extract::{etag, if_match_version};
 use crate::http::{ApiJson, ApiQuery, Page};
-use actix_web::http::header;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{header, Method};
+use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use utoipa::OpenApi;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/books")
-            .route(web::get().to(list_books))
-            .route(web::post().to(create_book)),
-    )
-    .service(web::resource("/books/import").route(web::post().to(import_books)))
-    .service(web::resource("/books/isbn/{isbn}").route(web::get().to(get_book_by_isbn)))
-    .service(
-        web::resource("/books/{id}")
-            .route(web::get().to(get_book))
-            .route(web::patch().to(update_book))
-            .route(web::delete().to(delete_book)),
-    )
-    .service(
-        web::resource("/authors")
-            .route(web::get().to(list_authors))
-            .route(web::post().to(create_author)),
-    )
-    .service(
-        web::resource("/authors/{id}")
-            .route(web::get().to(get_author))
-            .route(web::patch().to(update_author))
-            .route(web::delete().to(delete_author)),
+        web::scope("/books")
+            .wrap(from_fn(invalidate_search_on_write))
+            .service(
+                web::resource("")
+                    .route(web::get().to(list_books))
+                    .route(web::post().to(create_book)),
+            )
+            .service(web::resource("/import").route(web::post().to(import_books)))
+            .service(web::resource("/isbn/{isbn}").route(web::get().to(get_book_by_isbn)))
+            .service(
+                web::resource("/{id}")
+                    .route(web::get().to(get_book))
+                    .route(web::patch().to(update_book))
+                    .route(web::delete().to(delete_book)),
+            ),
     )
     .service(
-        web::resource("/categories")
-            .route(web::get().to(list_categories))
-            .route(web::post().to(create_category)),
+        web::scope("/authors")
+            .wrap(from_fn(invalidate_search_on_write))
+            .service(
+                web::resource("")
+                    .route(web::get().to(list_authors))
+                    .route(web::post().to(create_author)),
+            )
+            .service(
+                web::resource("/{id}")
+                    .route(web::get().to(get_author))
+                    .route(web::patch().to(update_author))
+                    .route(web::delete().to(delete_author)),
+            ),
     )
     .service(
-        web::resource("/categories/{id}")
-            .route(web::get().to(get_category))
-            .route(web::patch().to(update_category))
-            .route(web::delete().to(delete_category)),
+        web::scope("/categories")
+            .wrap(from_fn(invalidate_search_on_write))
+            .service(
+                web::resource("")
+                    .route(web::get().to(list_categories))
+                    .route(web::post().to(create_category)),
+            )
+            .service(
+                web::resource("/{id}")
+                    .route(web::get().to(get_category))
+                    .route(web::patch().to(update_category))
+                    .route(web::delete().to(delete_category)),
+            ),
     );
+}
+
+/// Every successful write to the catalog (books, authors, categories) can change what a search
+/// finds: the cached search results are dropped once it has committed, before the client hears
+/// of it.
+async fn invalidate_search_on_write(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let res = next.call(req).await?;
+    if writes && res.status().is_success() {
+        if let Some(state) = state {
+            state.search_cache.invalidate();
+        }
+    }
+    Ok(res)
 }
 
 fn book_response(status: actix_web::http::StatusCode, book: &BookView) -> HttpResponse {
@@ -68,8 +101,9 @@ pub async fn list_books(
     query: ApiQuery<BookQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let currency = state.settings.currency.clone();
+    let shared = state.clone();
     let page = db::run(&state.pool, move |conn| {
-        books::list_books(conn, &query.0, &currency)
+        books::list_books(conn, &query.0, &currency, &shared.search_cache)
     })
     .await?;
     Ok(HttpResponse::Ok().json(page))
