@@ -110,3 +110,24 @@ async fn cors_allows_configured_origins_only() {
         .header("access-control-expose-headers")
         .is_some_and(|h| h.contains("etag")));
 }
+
+/// When no database connection frees up in time the answer is a retryable 503, not a 500.
+#[tokio::test]
+async fn pool_exhaustion_is_a_retryable_503() {
+    let app = TestApp::spawn_with(|s| s.pool_size = 1).await;
+    let held = app.conn();
+    let res = app.get("/readyz", None).await;
+    let body = res.problem(503);
+    assert_eq!(res.header("retry-after"), Some("1"));
+    assert_eq!(
+        body["type"],
+        "https://bookstore.example/problems/unavailable"
+    );
+    assert!(
+        !res.text.contains("timed out"),
+        "no internal detail: {}",
+        res.text
+    );
+    drop(held);
+    app.get("/readyz", None).await.expect(200);
+}
