@@ -12,6 +12,8 @@ WORKDIR /src
 # Dependencies first, against placeholder sources, so that this layer stays cached until
 # Cargo.toml or Cargo.lock change.
 COPY Cargo.toml Cargo.lock ./
+# Build flags for the bundled SQLite and the allocator (see the file).
+COPY .cargo ./.cargo
 RUN mkdir -p src benches \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
