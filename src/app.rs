@@ -77,6 +77,7 @@ impl AppState {
         (name = "books", description = "The book catalog"),
         (name = "authors", description = "Authors"),
         (name = "categories", description = "The category tree"),
+        (name = "inventory", description = "Stock levels, receipts, adjustments and the movements ledger (staff)"),
     )
 )]
 struct BaseApi;
@@ -105,6 +106,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(ops::OpsApi::openapi());
     doc.merge(auth::routes::AuthApi::openapi());
     doc.merge(catalog::routes::CatalogApi::openapi());
+    doc.merge(crate::inventory::routes::InventoryApi::openapi());
     doc
 }
 
@@ -172,7 +174,8 @@ pub fn build(
         .service(
             web::scope("/api/v1")
                 .configure(auth::routes::configure)
-                .configure(catalog::routes::configure),
+                .configure(catalog::routes::configure)
+                .configure(crate::inventory::routes::configure),
         )
         .default_service(web::to(|| async {
             problem_response(StatusCode::NOT_FOUND, "no resource at this path")

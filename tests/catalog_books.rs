@@ -106,6 +106,7 @@ fn left_hand_view(id: i64, f: &Fixture) -> Value {
         "format": "paperback",
         "list_price_cents": 1799,
         "currency": "USD",
+        "available": 0,
         "cover_url": "https://covers.example/lhod.jpg",
         "status": "active",
         "version": 1,
@@ -183,8 +184,8 @@ async fn create_returns_the_normalised_book_with_location_and_etag() {
             "id": bare, "isbn": isbn, "isbn10": isbn10(&isbn), "title": "Bare", "subtitle": null,
             "description": null, "language": "en", "publisher": null, "publication_date": null,
             "page_count": null, "format": "paperback", "list_price_cents": 1000,
-            "currency": "USD", "cover_url": null, "status": "active", "version": 1,
-            "authors": [], "categories": [],
+            "currency": "USD", "available": 0, "cover_url": null, "status": "active",
+            "version": 1, "authors": [], "categories": [],
         })
     );
 

@@ -187,8 +187,8 @@ async fn listing_returns_full_views_in_an_envelope() {
             "id": c.darkness_visible, "isbn": isbn13(101), "isbn10": isbn10(&isbn13(101)),
             "title": "Darkness Visible", "subtitle": "A Memoir of Madness", "description": null,
             "language": "en", "publisher": null, "publication_date": null, "page_count": null,
-            "format": "paperback", "list_price_cents": 1200, "currency": "USD", "cover_url": null,
-            "status": "active", "version": 1,
+            "format": "paperback", "list_price_cents": 1200, "currency": "USD", "available": 0,
+            "cover_url": null, "status": "active", "version": 1,
             "authors": [{"id": c.styron, "name": "William Styron", "role": "author"}],
             "categories": [{"id": c.history, "name": "history"}],
         })

@@ -4,7 +4,9 @@ use crate::catalog::cache::SearchCache;
 use crate::catalog::isbn::Isbn;
 use crate::catalog::model::*;
 use crate::catalog::search::{self, BookFilter, Reindex, Sort, TextQuery};
-use crate::db::schema::{authors, book_authors, book_categories, books, categories};
+use crate::db::schema::{
+    authors, book_authors, book_categories, books, categories, stock_levels, stock_movements,
+};
 use crate::db::{now, write_transaction, DbConn};
 use crate::error::{ApiError, FieldError};
 use crate::http::{Page, PageParams};
@@ -21,9 +23,14 @@ pub fn load_views(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<BookRow> = books::table
+    // The stock level rides along in the same query (a book lacking one shows 0 available).
+    let rows: Vec<(BookRow, Option<(i64, i64)>)> = books::table
+        .left_join(stock_levels::table)
         .filter(books::id.eq_any(ids))
-        .select(BookRow::as_select())
+        .select((
+            BookRow::as_select(),
+            (stock_levels::on_hand, stock_levels::reserved).nullable(),
+        ))
         .load(conn)?;
     // Contributors and categories in one round trip: (book, kind, id, name, role, position),
     // kind 0 for a contributor, 1 for a category. UNION is not available on the multi-backend
@@ -58,7 +65,10 @@ pub fn load_views(
 
     let mut by_id: HashMap<i64, BookView> = rows
         .into_iter()
-        .map(|row| (row.id, view_of(row, currency)))
+        .map(|(row, stock)| {
+            let available = stock.map_or(0, |(on_hand, reserved)| on_hand - reserved);
+            (row.id, view_of(row, available, currency))
+        })
         .collect();
     let mut contributors: Vec<_> = links.iter().filter(|l| l.1 == 0).collect();
     contributors.sort_by_key(|l| (l.0, l.5));
@@ -85,7 +95,7 @@ pub fn load_views(
     Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
 
-fn view_of(row: BookRow, currency: &str) -> BookView {
+fn view_of(row: BookRow, available: i64, currency: &str) -> BookView {
     let isbn10 = Isbn::parse(&row.isbn).ok().and_then(|i| i.to_isbn10());
     BookView {
         id: row.id,
@@ -101,6 +111,7 @@ fn view_of(row: BookRow, currency: &str) -> BookView {
         format: BookFormat::parse(&row.format).unwrap_or(BookFormat::Paperback),
         list_price_cents: row.list_price_cents,
         currency: currency.to_owned(),
+        available,
         cover_url: row.cover_url,
         status: if row.status == "archived" {
             BookStatus::Archived
@@ -189,6 +200,7 @@ pub fn filter_of(query: &BookQuery) -> Result<(BookFilter, Sort, i64, i64), ApiE
         min_price_cents: query.min_price_cents,
         max_price_cents: query.max_price_cents,
         status,
+        in_stock: query.in_stock.unwrap_or(false),
     };
     Ok((filter, sort, page, per_page))
 }
@@ -202,13 +214,21 @@ pub fn list_books(
 ) -> Result<Page<BookView>, ApiError> {
     let (filter, sort, page, per_page) = filter_of(query)?;
     let key = format!("{filter:?}|{sort:?}|{page}|{per_page}");
-    let (ids, total) = match cache.get(&key) {
+    // Stock changes do not invalidate the search cache, so stock-filtered searches bypass it.
+    let cached = if filter.in_stock {
+        None
+    } else {
+        cache.get(&key)
+    };
+    let (ids, total) = match cached {
         Some(hit) => (hit.0.clone(), hit.1),
         None => {
             let ticket = cache.ticket();
             let offset = Page::<BookView>::offset(page, per_page);
             let (ids, total) = search::search(conn, &filter, sort, per_page, offset)?;
-            cache.put(key, ticket, ids.clone(), total);
+            if !filter.in_stock {
+                cache.put(key, ticket, ids.clone(), total);
+            }
             (ids, total)
         }
     };
@@ -359,10 +379,10 @@ impl<'a> From<&'a BookFields> for BookColumns<'a> {
     }
 }
 
-/// Inserts a book's own fields; returns its id.
+/// Inserts a book's own fields and its (empty) stock level; returns its id.
 pub fn insert_book(conn: &mut DbConn, f: &BookFields) -> Result<i64, ApiError> {
     let at = now();
-    Ok(diesel::insert_into(books::table)
+    let id = diesel::insert_into(books::table)
         .values((
             BookColumns::from(f),
             books::version.eq(1),
@@ -370,7 +390,9 @@ pub fn insert_book(conn: &mut DbConn, f: &BookFields) -> Result<i64, ApiError> {
             books::updated_at.eq(at),
         ))
         .returning(books::id)
-        .get_result(conn)?)
+        .get_result(conn)?;
+    crate::inventory::stock::create_level(conn, id, at)?;
+    Ok(id)
 }
 
 /// Overwrites a book's own fields if it is still at `expected_version`; bumps the version.
@@ -476,11 +498,15 @@ pub enum Removal {
     Archived(Box<BookView>),
 }
 
-/// Whether anything refers to the book (sales, stock movements, …), in which case it must be kept
-/// for the record and is archived instead of deleted. No such records exist yet: sales and the
-/// stock ledger arrive with the sales issue and extend this check.
-fn has_history(_conn: &mut DbConn, _book_id: i64) -> Result<bool, ApiError> {
-    Ok(false)
+/// Whether anything refers to the book (stock movements; sales to come), in which case it must be
+/// kept for the record and is archived instead of deleted.
+fn has_history(conn: &mut DbConn, book_id: i64) -> Result<bool, ApiError> {
+    Ok(stock_movements::table
+        .filter(stock_movements::book_id.eq(book_id))
+        .select(stock_movements::id)
+        .first::<i64>(conn)
+        .optional()?
+        .is_some())
 }
 
 pub fn delete_book(conn: &mut DbConn, id: i64, currency: &str) -> Result<Removal, ApiError> {

@@ -141,7 +141,7 @@ pub struct BookCategoryView {
     "title": "The Left Hand of Darkness", "subtitle": null,
     "description": "A lone envoy visits a planet whose people have no fixed sex.",
     "language": "en", "publisher": "Ace", "publication_date": "1969-03-01", "page_count": 304,
-    "format": "paperback", "list_price_cents": 1799, "currency": "USD",
+    "format": "paperback", "list_price_cents": 1799, "currency": "USD", "available": 12,
     "cover_url": "https://covers.example/9780441478125.jpg", "status": "active", "version": 1,
     "authors": [{"id": 1, "name": "Ursula K. Le Guin", "role": "author"}],
     "categories": [{"id": 2, "name": "Science fiction"}],
@@ -165,6 +165,8 @@ pub struct BookView {
     pub list_price_cents: i64,
     /// ISO 4217 currency of every amount.
     pub currency: String,
+    /// Copies that can be sold now (on hand minus those reserved for orders).
+    pub available: i64,
     pub cover_url: Option<String>,
     pub status: BookStatus,
     /// Changes on every update; send it back in `If-Match`.
@@ -563,6 +565,8 @@ pub struct BookQuery {
     pub format: Option<BookFormat>,
     pub min_price_cents: Option<i64>,
     pub max_price_cents: Option<i64>,
+    /// `true`: only books with copies available to sell.
+    pub in_stock: Option<bool>,
     /// `active` (default), `archived` or `any`.
     pub status: Option<String>,
     /// `relevance` (default with `q`), `title` (default otherwise), `price`, `publication_date`,

@@ -21,6 +21,8 @@ pub struct BookFilter {
     pub max_price_cents: Option<i64>,
     /// `None` means any status.
     pub status: Option<&'static str>,
+    /// Only books with stock available to sell.
+    pub in_stock: bool,
 }
 
 /// What the `q` parameter asks for.
@@ -225,6 +227,9 @@ fn from_where(conn: &DbConn, filter: &BookFilter) -> Sql {
     if let Some(max) = filter.max_price_cents {
         sql.push(" AND b.list_price_cents <= ");
         sql.bind(Bind::Int(max));
+    }
+    if filter.in_stock {
+        sql.push(" AND b.id IN (SELECT book_id FROM stock_levels WHERE on_hand - reserved > 0)");
     }
     sql
 }

@@ -97,12 +97,53 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    stock_levels (book_id) {
+        book_id -> BigInt,
+        on_hand -> BigInt,
+        reserved -> BigInt,
+        reorder_point -> BigInt,
+        reorder_quantity -> BigInt,
+        version -> Integer,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    stock_movements (id) {
+        id -> BigInt,
+        book_id -> BigInt,
+        quantity -> BigInt,
+        kind -> Text,
+        reference -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        note -> Nullable<Text>,
+        unit_cost_cents -> Nullable<BigInt>,
+        user_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    stock_receipts (id) {
+        id -> BigInt,
+        supplier -> Nullable<Text>,
+        note -> Nullable<Text>,
+        user_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> customers (customer_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(book_authors -> books (book_id));
 diesel::joinable!(book_authors -> authors (author_id));
 diesel::joinable!(book_categories -> books (book_id));
 diesel::joinable!(book_categories -> categories (category_id));
+diesel::joinable!(stock_levels -> books (book_id));
+diesel::joinable!(stock_movements -> books (book_id));
+diesel::joinable!(stock_movements -> users (user_id));
+diesel::joinable!(stock_receipts -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     customers,
@@ -113,4 +154,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     categories,
     book_authors,
     book_categories,
+    stock_levels,
+    stock_movements,
+    stock_receipts,
 );

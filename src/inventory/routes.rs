@@ -1,0 +1,180 @@
+//! HTTP routes of `/inventory`: stock levels, receipts, adjustments and the movements ledger.
+//! Staff only.
+
+use crate::app::AppState;
+use crate::auth::StaffUser;
+use crate::db;
+use crate::error::{ApiError, Problem};
+use crate::http::extract::{etag, if_match_version};
+use crate::http::{ApiJson, ApiQuery, Page};
+use crate::inventory::model::*;
+use crate::inventory::service;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use utoipa::OpenApi;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/inventory")
+            .service(web::resource("").route(web::get().to(list_levels)))
+            .service(web::resource("/receipts").route(web::post().to(create_receipt)))
+            .service(web::resource("/adjustments").route(web::post().to(create_adjustment)))
+            .service(web::resource("/movements").route(web::get().to(list_movements)))
+            .service(
+                web::resource("/{book_id}")
+                    .route(web::get().to(get_level))
+                    .route(web::patch().to(update_level)),
+            ),
+    );
+}
+
+fn level_response(status: StatusCode, level: &StockLevelView) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::ETAG, etag(level.version)))
+        .json(level)
+}
+
+/// List stock levels (staff), by title.
+#[utoipa::path(get, path = "/api/v1/inventory", tag = "inventory", params(LevelQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of stock levels", body = Page<StockLevelView>),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not staff", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json")))]
+pub async fn list_levels(
+    state: web::Data<AppState>,
+    _staff: StaffUser,
+    query: ApiQuery<LevelQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = db::run(&state.pool, move |conn| {
+        service::list_levels(conn, &query.0)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// Get a book's stock level (staff); the `ETag` carries its version for `If-Match`.
+#[utoipa::path(get, path = "/api/v1/inventory/{book_id}", tag = "inventory",
+    params(("book_id" = i64, Path, description = "Book id")), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The stock level", body = StockLevelView,
+         headers(("ETag" = String, description = "The level's version, quoted"))),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not staff", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such book", body = Problem, content_type = "application/problem+json")))]
+pub async fn get_level(
+    state: web::Data<AppState>,
+    _staff: StaffUser,
+    book_id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let book_id = book_id.into_inner();
+    let level = db::run(&state.pool, move |conn| service::get_level(conn, book_id)).await?;
+    Ok(level_response(StatusCode::OK, &level))
+}
+
+/// Change a book's reorder settings (staff). Send `If-Match` with the ETag you read: a stale
+/// version is refused with 412, a missing header with 428. Every stock movement also changes the
+/// version.
+#[utoipa::path(patch, path = "/api/v1/inventory/{book_id}", tag = "inventory", request_body = LevelPatch,
+    params(("book_id" = i64, Path, description = "Book id"),
+           ("If-Match" = String, Header, description = "ETag of the version being changed", example = "\"1\"")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Updated", body = StockLevelView, headers(("ETag" = String))),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not staff", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such book", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The level changed since it was read", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match is missing", body = Problem, content_type = "application/problem+json")))]
+pub async fn update_level(
+    state: web::Data<AppState>,
+    _staff: StaffUser,
+    req: HttpRequest,
+    book_id: web::Path<i64>,
+    body: ApiJson<LevelPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let version = if_match_version(&req)?;
+    let book_id = book_id.into_inner();
+    let level = db::run(&state.pool, move |conn| {
+        service::update_level(conn, book_id, version, &body.0)
+    })
+    .await?;
+    Ok(level_response(StatusCode::OK, &level))
+}
+
+/// Record a delivery of stock (staff): one `receipt` movement per line, all or nothing.
+#[utoipa::path(post, path = "/api/v1/inventory/receipts", tag = "inventory", request_body = NewReceipt,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Recorded", body = ReceiptView),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not staff", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, a book listed twice, or an unknown book", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_receipt(
+    state: web::Data<AppState>,
+    staff: StaffUser,
+    body: ApiJson<NewReceipt>,
+) -> Result<HttpResponse, ApiError> {
+    let currency = state.settings.currency.clone();
+    let receipt = db::run(&state.pool, move |conn| {
+        service::create_receipt(conn, &body.0, staff.0.id, &currency)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(receipt))
+}
+
+/// Adjust a book's stock by hand (staff). `damaged` and `lost` remove stock, `found` adds it,
+/// `correction` goes either way. Stock held for orders cannot be adjusted away: taking `on_hand`
+/// below `reserved` is refused with 409 and nothing is written.
+#[utoipa::path(post, path = "/api/v1/inventory/adjustments", tag = "inventory", request_body = NewAdjustment,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Recorded", body = AdjustmentView),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not staff", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not enough unreserved stock", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields or unknown book", body = Problem, content_type = "application/problem+json")))]
+pub async fn create_adjustment(
+    state: web::Data<AppState>,
+    staff: StaffUser,
+    body: ApiJson<NewAdjustment>,
+) -> Result<HttpResponse, ApiError> {
+    let adjustment = db::run(&state.pool, move |conn| {
+        service::create_adjustment(conn, &body.0, staff.0.id)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(adjustment))
+}
+
+/// List the stock ledger (staff), newest first.
+#[utoipa::path(get, path = "/api/v1/inventory/movements", tag = "inventory", params(MovementQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of movements", body = Page<MovementView>),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not staff", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json")))]
+pub async fn list_movements(
+    state: web::Data<AppState>,
+    _staff: StaffUser,
+    query: ApiQuery<MovementQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = db::run(&state.pool, move |conn| {
+        service::list_movements(conn, &query.0)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(list_levels, get_level, update_level, create_receipt, create_adjustment, list_movements),
+    components(schemas(
+        StockLevelView, MovementView, MovementKind, AdjustmentReason, NewReceipt, ReceiptLineInput,
+        ReceiptView, ReceiptLineView, NewAdjustment, AdjustmentView, LevelPatch,
+        Page<StockLevelView>, Page<MovementView>
+    ))
+)]
+pub struct InventoryApi;

@@ -1,0 +1,167 @@
+//! The one module of stock arithmetic. `on_hand` changes only here, and only together with the
+//! ledger row that records the change, inside the caller's transaction: so `on_hand` always
+//! equals the sum of the book's movements (core invariant 2), and no change ever takes it below
+//! `reserved` (core invariant 1).
+
+use crate::db::schema::{books, stock_levels, stock_movements};
+use crate::db::DbConn;
+use crate::error::ApiError;
+use crate::inventory::model::{MovementKind, MovementRow, StockLevelRow};
+use chrono::NaiveDateTime;
+use diesel::connection::TransactionManager;
+use diesel::prelude::*;
+
+/// The columns of `stock_levels` in [`StockLevelRow`]'s order, for `RETURNING`.
+const LEVEL_COLUMNS: (
+    stock_levels::book_id,
+    stock_levels::on_hand,
+    stock_levels::reserved,
+    stock_levels::reorder_point,
+    stock_levels::reorder_quantity,
+    stock_levels::version,
+    stock_levels::updated_at,
+) = (
+    stock_levels::book_id,
+    stock_levels::on_hand,
+    stock_levels::reserved,
+    stock_levels::reorder_point,
+    stock_levels::reorder_quantity,
+    stock_levels::version,
+    stock_levels::updated_at,
+);
+
+/// The columns of `stock_movements` in [`MovementRow`]'s order, for `RETURNING`.
+const MOVEMENT_COLUMNS: (
+    stock_movements::id,
+    stock_movements::book_id,
+    stock_movements::quantity,
+    stock_movements::kind,
+    stock_movements::reference,
+    stock_movements::reason,
+    stock_movements::note,
+    stock_movements::unit_cost_cents,
+    stock_movements::user_id,
+    stock_movements::created_at,
+) = (
+    stock_movements::id,
+    stock_movements::book_id,
+    stock_movements::quantity,
+    stock_movements::kind,
+    stock_movements::reference,
+    stock_movements::reason,
+    stock_movements::note,
+    stock_movements::unit_cost_cents,
+    stock_movements::user_id,
+    stock_movements::created_at,
+);
+
+/// A change to a book's `on_hand` and what the ledger records about it.
+#[derive(Debug, Clone, Copy)]
+pub struct Movement<'a> {
+    pub book_id: i64,
+    /// Signed and non-zero.
+    pub quantity: i64,
+    pub kind: MovementKind,
+    pub reference: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub note: Option<&'a str>,
+    pub unit_cost_cents: Option<i64>,
+    pub user_id: Option<i64>,
+    pub at: NaiveDateTime,
+}
+
+/// Creates a new book's stock level: nothing on hand, nothing reserved. No movement is written,
+/// since `on_hand` starts at the (empty) ledger's sum, zero.
+pub fn create_level(conn: &mut DbConn, book_id: i64, at: NaiveDateTime) -> Result<(), ApiError> {
+    diesel::insert_into(stock_levels::table)
+        .values((
+            stock_levels::book_id.eq(book_id),
+            stock_levels::on_hand.eq(0),
+            stock_levels::reserved.eq(0),
+            stock_levels::reorder_point.eq(0),
+            stock_levels::reorder_quantity.eq(0),
+            stock_levels::version.eq(1),
+            stock_levels::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+fn in_transaction(conn: &mut DbConn) -> Result<bool, ApiError> {
+    type Manager = <DbConn as Connection>::TransactionManager;
+    Ok(Manager::transaction_manager_status_mut(conn)
+        .transaction_depth()?
+        .is_some())
+}
+
+/// Applies `m` to the book's `on_hand` and appends it to the ledger, both or neither: call it
+/// inside a transaction (it refuses to run outside one). The update is conditional, so that
+/// concurrent changes can never take `on_hand` below `reserved`: when it would, nothing is
+/// written and the answer is a 409 naming the book and its current stock.
+///
+/// Returns the level after the change and the movement written.
+pub fn apply_movement(
+    conn: &mut DbConn,
+    m: &Movement<'_>,
+) -> Result<(StockLevelRow, MovementRow), ApiError> {
+    if m.quantity == 0 {
+        return Err(ApiError::internal("a stock movement of zero"));
+    }
+    if !in_transaction(conn)? {
+        return Err(ApiError::internal(
+            "apply_movement called outside a transaction",
+        ));
+    }
+    let level: Option<StockLevelRow> = diesel::update(
+        stock_levels::table
+            .filter(stock_levels::book_id.eq(m.book_id))
+            .filter((stock_levels::on_hand + m.quantity).ge(stock_levels::reserved)),
+    )
+    .set((
+        stock_levels::on_hand.eq(stock_levels::on_hand + m.quantity),
+        stock_levels::version.eq(stock_levels::version + 1),
+        stock_levels::updated_at.eq(m.at),
+    ))
+    .returning(LEVEL_COLUMNS)
+    .get_result(conn)
+    .optional()?;
+    let Some(level) = level else {
+        return Err(refusal(conn, m)?);
+    };
+    let movement: MovementRow = diesel::insert_into(stock_movements::table)
+        .values((
+            stock_movements::book_id.eq(m.book_id),
+            stock_movements::quantity.eq(m.quantity),
+            stock_movements::kind.eq(m.kind.as_str()),
+            stock_movements::reference.eq(m.reference),
+            stock_movements::reason.eq(m.reason),
+            stock_movements::note.eq(m.note),
+            stock_movements::unit_cost_cents.eq(m.unit_cost_cents),
+            stock_movements::user_id.eq(m.user_id),
+            stock_movements::created_at.eq(m.at),
+        ))
+        .returning(MOVEMENT_COLUMNS)
+        .get_result(conn)?;
+    Ok((level, movement))
+}
+
+/// Why the conditional update of `m` matched no row: no stock level (404), or too little stock
+/// (409, with the current figures).
+fn refusal(conn: &mut DbConn, m: &Movement<'_>) -> Result<ApiError, ApiError> {
+    let current: Option<(i64, i64, String)> = stock_levels::table
+        .inner_join(books::table)
+        .filter(stock_levels::book_id.eq(m.book_id))
+        .select((stock_levels::on_hand, stock_levels::reserved, books::title))
+        .first(conn)
+        .optional()?;
+    Ok(match current {
+        None => ApiError::NotFound(format!("book {} has no stock level", m.book_id)),
+        Some((on_hand, reserved, title)) => ApiError::Conflict(format!(
+            "not enough stock of book {} ({title:?}) to remove {}: on hand {on_hand}, \
+             reserved {reserved}, so at most {} can be removed",
+            m.book_id,
+            -m.quantity,
+            (on_hand - reserved).max(0)
+        )),
+    })
+}
