@@ -78,6 +78,7 @@ impl AppState {
         (name = "authors", description = "Authors"),
         (name = "categories", description = "The category tree"),
         (name = "inventory", description = "Stock levels, receipts, adjustments and the movements ledger (staff)"),
+        (name = "orders", description = "Orders: placing (with stock reservation), listing, status history, cancellation"),
     )
 )]
 struct BaseApi;
@@ -107,6 +108,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(auth::routes::AuthApi::openapi());
     doc.merge(catalog::routes::CatalogApi::openapi());
     doc.merge(crate::inventory::routes::InventoryApi::openapi());
+    doc.merge(crate::orders::routes::OrdersApi::openapi());
     doc
 }
 
@@ -127,7 +129,13 @@ fn cors(settings: &Settings) -> Cors {
             "idempotency-key",
             "x-request-id",
         ])
-        .expose_headers(["etag", "location", "retry-after", "x-request-id"])
+        .expose_headers([
+            "etag",
+            "idempotent-replayed",
+            "location",
+            "retry-after",
+            "x-request-id",
+        ])
         .max_age(3600);
     for origin in &settings.cors_origins {
         cors = if origin == "*" {
@@ -175,7 +183,8 @@ pub fn build(
             web::scope("/api/v1")
                 .configure(auth::routes::configure)
                 .configure(catalog::routes::configure)
-                .configure(crate::inventory::routes::configure),
+                .configure(crate::inventory::routes::configure)
+                .configure(crate::orders::routes::configure),
         )
         .default_service(web::to(|| async {
             problem_response(StatusCode::NOT_FOUND, "no resource at this path")

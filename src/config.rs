@@ -55,6 +55,8 @@ pub struct Settings {
     pub json_limit_bytes: usize,
     /// Largest accepted CSV import.
     pub import_limit_bytes: usize,
+    /// How long an unpaid order holds its stock before it expires.
+    pub order_ttl: Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -205,6 +207,12 @@ impl Settings {
                 32 << 20,
                 1024..=1 << 30,
             )? as usize,
+            order_ttl: Duration::from_secs(parse_num(
+                &get,
+                "BOOKSTORE_ORDER_TTL_SECS",
+                1800,
+                1..=7 * 86_400,
+            )?),
             database_url,
         })
     }
@@ -233,6 +241,7 @@ impl Settings {
             login_window: Duration::from_secs(900),
             json_limit_bytes: 256 * 1024,
             import_limit_bytes: 32 << 20,
+            order_ttl: Duration::from_secs(1800),
         }
     }
 }

@@ -33,6 +33,16 @@ impl FieldError {
     }
 }
 
+/// A book an order asked for more copies of than are available.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct Shortage {
+    pub book_id: i64,
+    /// Copies the order asked for.
+    pub requested: i64,
+    /// Copies available (`on_hand - reserved`) when the order was placed.
+    pub available: i64,
+}
+
 /// RFC 9457 problem details, as sent on the wire.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
@@ -52,6 +62,15 @@ pub struct Problem {
     /// Per-field reasons, present on validation errors.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// On an illegal order transition: the order's current status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_status: Option<String>,
+    /// On an illegal order transition: the actions the order allows now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_actions: Option<Vec<String>>,
+    /// On a stock shortage: every book that is short.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shortages: Vec<Shortage>,
 }
 
 /// Everything a request can fail with.
@@ -75,6 +94,16 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
+    /// An order cannot take this action in its current status (409).
+    #[error("illegal transition: {detail}")]
+    IllegalTransition {
+        detail: String,
+        current_status: String,
+        allowed_actions: Vec<String>,
+    },
+    /// Too little stock for an order's lines (409), listing every short line.
+    #[error("stock shortage: {0:?}")]
+    Shortage(Vec<Shortage>),
     #[error("invalid input: {0:?}")]
     Validation(Vec<FieldError>),
     #[error("rate limited for {retry_after_secs}s")]
@@ -109,6 +138,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => {
                 ("unsupported-media-type", "Unsupported media type")
             }
+            ApiError::IllegalTransition { .. } => {
+                ("illegal-transition", "Illegal state transition")
+            }
+            ApiError::Shortage(_) => ("insufficient-stock", "Insufficient stock"),
             ApiError::Validation(_) => ("validation", "Invalid input"),
             ApiError::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
@@ -126,7 +159,20 @@ impl ApiError {
             | ApiError::PreconditionFailed(m)
             | ApiError::PreconditionRequired(m)
             | ApiError::PayloadTooLarge(m)
-            | ApiError::UnsupportedMediaType(m) => Cow::Borrowed(m),
+            | ApiError::UnsupportedMediaType(m)
+            | ApiError::IllegalTransition { detail: m, .. } => Cow::Borrowed(m),
+            ApiError::Shortage(lines) => Cow::Owned(format!(
+                "not enough stock for {} of the order's books: {}",
+                lines.len(),
+                lines
+                    .iter()
+                    .map(|s| format!(
+                        "book {} (requested {}, available {})",
+                        s.book_id, s.requested, s.available
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
             ApiError::Validation(errors) => match errors.as_slice() {
                 [one] => Cow::Owned(format!("{}: {}", one.field, one.message)),
                 many => Cow::Owned(format!("{} fields are invalid", many.len())),
@@ -153,6 +199,20 @@ impl ApiError {
                 ApiError::Validation(e) => e.clone(),
                 _ => Vec::new(),
             },
+            current_status: match self {
+                ApiError::IllegalTransition { current_status, .. } => Some(current_status.clone()),
+                _ => None,
+            },
+            allowed_actions: match self {
+                ApiError::IllegalTransition {
+                    allowed_actions, ..
+                } => Some(allowed_actions.clone()),
+                _ => None,
+            },
+            shortages: match self {
+                ApiError::Shortage(lines) => lines.clone(),
+                _ => Vec::new(),
+            },
         }
     }
 }
@@ -174,6 +234,9 @@ pub fn problem_response(status: StatusCode, detail: &str) -> HttpResponse {
             status: status.as_u16(),
             detail: detail.to_owned(),
             errors: Vec::new(),
+            current_status: None,
+            allowed_actions: None,
+            shortages: Vec::new(),
         })
 }
 
@@ -184,7 +247,9 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::IllegalTransition { .. } | ApiError::Shortage(_) => {
+                StatusCode::CONFLICT
+            }
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod http;
 pub mod inventory;
 pub mod ops;
+pub mod orders;
 
 pub use app::{build, start, AppState};
 pub use config::Settings;

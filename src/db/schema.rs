@@ -134,6 +134,62 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    orders (id) {
+        id -> BigInt,
+        customer_id -> Nullable<BigInt>,
+        status -> Text,
+        currency -> Text,
+        subtotal_cents -> BigInt,
+        total_cents -> BigInt,
+        shipping_address -> Nullable<Text>,
+        notes -> Nullable<Text>,
+        expires_at -> Timestamp,
+        created_by -> BigInt,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    order_lines (id) {
+        id -> BigInt,
+        order_id -> BigInt,
+        book_id -> BigInt,
+        title -> Text,
+        isbn -> Text,
+        unit_price_cents -> BigInt,
+        quantity -> BigInt,
+        line_total_cents -> BigInt,
+        position -> Integer,
+    }
+}
+
+diesel::table! {
+    order_events (id) {
+        id -> BigInt,
+        order_id -> BigInt,
+        from_status -> Nullable<Text>,
+        to_status -> Text,
+        actor_user_id -> Nullable<BigInt>,
+        note -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (id) {
+        id -> BigInt,
+        scope -> Text,
+        key -> Text,
+        request_hash -> Text,
+        status_code -> Nullable<Integer>,
+        response_body -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> customers (customer_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(book_authors -> books (book_id));
@@ -144,6 +200,10 @@ diesel::joinable!(stock_levels -> books (book_id));
 diesel::joinable!(stock_movements -> books (book_id));
 diesel::joinable!(stock_movements -> users (user_id));
 diesel::joinable!(stock_receipts -> users (user_id));
+diesel::joinable!(orders -> customers (customer_id));
+diesel::joinable!(order_lines -> orders (order_id));
+diesel::joinable!(order_lines -> books (book_id));
+diesel::joinable!(order_events -> orders (order_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     customers,
@@ -157,4 +217,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     stock_levels,
     stock_movements,
     stock_receipts,
+    orders,
+    order_lines,
+    order_events,
+    idempotency_keys,
 );

@@ -340,7 +340,11 @@ pub fn list_levels(
 
 /// A bound of a time range: RFC 3339, or a date meaning its start (`from`) or end (`to`), UTC.
 /// Returns the instant and whether the bound is inclusive.
-fn time_bound(field: &str, raw: &str, end_of_day: bool) -> Result<(NaiveDateTime, bool), ApiError> {
+pub(crate) fn time_bound(
+    field: &str,
+    raw: &str,
+    end_of_day: bool,
+) -> Result<(NaiveDateTime, bool), ApiError> {
     let raw = raw.trim();
     if let Ok(at) = DateTime::parse_from_rfc3339(raw) {
         return Ok((at.naive_utc(), true));

@@ -165,3 +165,81 @@ fn refusal(conn: &mut DbConn, m: &Movement<'_>) -> Result<ApiError, ApiError> {
         )),
     })
 }
+
+/// The outcome of [`reserve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    Reserved,
+    /// Too few copies are available; nothing was changed. `available` is `on_hand - reserved`
+    /// as this transaction sees it (0 when the book has no stock level).
+    Short {
+        available: i64,
+    },
+}
+
+/// Reserves `quantity` copies of a book for an order, inside the caller's transaction: one
+/// conditional update (`reserved += q WHERE on_hand - reserved >= q`), so no sequence or
+/// concurrency of orders ever reserves more than is on hand (core invariant 1). `on_hand` and the
+/// ledger are untouched: a reservation is not a movement.
+pub fn reserve(conn: &mut DbConn, book_id: i64, quantity: i64) -> Result<Reservation, ApiError> {
+    if quantity <= 0 {
+        return Err(ApiError::internal(
+            "a reservation of a non-positive quantity",
+        ));
+    }
+    if !in_transaction(conn)? {
+        return Err(ApiError::internal("reserve called outside a transaction"));
+    }
+    let updated = diesel::update(
+        stock_levels::table
+            .filter(stock_levels::book_id.eq(book_id))
+            .filter((stock_levels::on_hand - stock_levels::reserved).ge(quantity)),
+    )
+    .set((
+        stock_levels::reserved.eq(stock_levels::reserved + quantity),
+        stock_levels::version.eq(stock_levels::version + 1),
+        stock_levels::updated_at.eq(crate::db::now()),
+    ))
+    .execute(conn)?;
+    if updated == 1 {
+        return Ok(Reservation::Reserved);
+    }
+    let level: Option<(i64, i64)> = stock_levels::table
+        .find(book_id)
+        .select((stock_levels::on_hand, stock_levels::reserved))
+        .first(conn)
+        .optional()?;
+    Ok(Reservation::Short {
+        available: level.map_or(0, |(on_hand, reserved)| (on_hand - reserved).max(0)),
+    })
+}
+
+/// Gives back `quantity` reserved copies of a book (an order was cancelled or expired), inside the
+/// caller's transaction. Releasing more than is reserved means the bookkeeping is broken: an
+/// internal error, and the caller's transaction rolls back.
+pub fn release(conn: &mut DbConn, book_id: i64, quantity: i64) -> Result<(), ApiError> {
+    if quantity <= 0 {
+        return Err(ApiError::internal("a release of a non-positive quantity"));
+    }
+    if !in_transaction(conn)? {
+        return Err(ApiError::internal("release called outside a transaction"));
+    }
+    let updated = diesel::update(
+        stock_levels::table
+            .filter(stock_levels::book_id.eq(book_id))
+            .filter(stock_levels::reserved.ge(quantity)),
+    )
+    .set((
+        stock_levels::reserved.eq(stock_levels::reserved - quantity),
+        stock_levels::version.eq(stock_levels::version + 1),
+        stock_levels::updated_at.eq(crate::db::now()),
+    ))
+    .execute(conn)?;
+    if updated == 1 {
+        Ok(())
+    } else {
+        Err(ApiError::internal(format!(
+            "cannot release {quantity} copies of book {book_id}: fewer are reserved"
+        )))
+    }
+}

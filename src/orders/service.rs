@@ -1,0 +1,463 @@
+//! Order rules and queries: placing an order (validate, reserve, snapshot), reading and listing
+//! with the visibility rules, the status history and cancellation. No HTTP types here.
+
+use crate::auth::AuthUser;
+use crate::db::schema::{books, customers, order_events, order_lines, orders};
+use crate::db::{now, write_transaction, DbConn};
+use crate::error::{ApiError, FieldError, Shortage};
+use crate::http::{Page, PageParams};
+use crate::inventory::service::time_bound;
+use crate::inventory::stock::{self, Reservation};
+use crate::orders::model::*;
+use crate::orders::state::{self, OrderAction, OrderStatus};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+fn not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("order {id} does not exist"))
+}
+
+/// Whom an order is for: a customer orders for themselves; staff for any existing customer or
+/// for a walk-in shopper (none).
+fn resolve_customer(user: &AuthUser, requested: Option<i64>) -> Result<Option<i64>, ApiError> {
+    if user.is_staff() {
+        return Ok(requested);
+    }
+    let own = user.customer_id.ok_or_else(|| {
+        ApiError::Forbidden("this account has no customer record to order for".into())
+    })?;
+    match requested {
+        Some(other) if other != own => Err(ApiError::Forbidden(
+            "a customer can only place orders for themselves".into(),
+        )),
+        _ => Ok(Some(own)),
+    }
+}
+
+/// Places an order: checks every line, then in one write transaction reserves stock for all lines
+/// (in book-id order, so concurrent orders cannot deadlock), snapshots the books into the lines
+/// and records the order and its first event. If any line is short nothing is reserved and the
+/// answer is a 409 listing every short line. `after` runs inside the same transaction with the
+/// created order (the idempotency record is stored there).
+pub fn create_order(
+    conn: &mut DbConn,
+    user: &AuthUser,
+    input: &NewOrder,
+    currency: &str,
+    ttl: Duration,
+    after: impl FnOnce(&mut DbConn, &OrderView) -> Result<(), ApiError>,
+) -> Result<OrderView, ApiError> {
+    let customer_id = resolve_customer(user, input.customer_id)?;
+    let mut errors = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, line) in input.lines.iter().enumerate() {
+        if !seen.insert(line.book_id) {
+            errors.push(FieldError::new(
+                format!("lines[{i}].book_id"),
+                "lists a book already ordered on another line",
+            ));
+        }
+    }
+    let shipping_address = input
+        .shipping_address
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(ApiError::internal)?;
+    let notes = input
+        .notes
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty());
+    let ttl = chrono::Duration::from_std(ttl).map_err(ApiError::internal)?;
+
+    write_transaction(conn, |conn| {
+        if let (Some(id), true) = (customer_id, user.is_staff()) {
+            let exists: i64 = customers::table
+                .filter(customers::id.eq(id))
+                .count()
+                .get_result(conn)?;
+            if exists == 0 {
+                errors.push(FieldError::new("customer_id", "no such customer"));
+            }
+        }
+        let ids: Vec<i64> = input.lines.iter().map(|l| l.book_id).collect();
+        let found: HashMap<i64, (String, String, i64, String)> = books::table
+            .filter(books::id.eq_any(&ids))
+            .select((
+                books::id,
+                (
+                    books::title,
+                    books::isbn,
+                    books::list_price_cents,
+                    books::status,
+                ),
+            ))
+            .load::<(i64, (String, String, i64, String))>(conn)?
+            .into_iter()
+            .collect();
+        for (i, line) in input.lines.iter().enumerate() {
+            match found.get(&line.book_id) {
+                None => errors.push(FieldError::new(
+                    format!("lines[{i}].book_id"),
+                    format!("book {} does not exist", line.book_id),
+                )),
+                Some((_, _, _, status)) if status != "active" => errors.push(FieldError::new(
+                    format!("lines[{i}].book_id"),
+                    format!("book {} is not for sale ({status})", line.book_id),
+                )),
+                Some(_) => {}
+            }
+        }
+        if !errors.is_empty() {
+            errors.sort_by(|a, b| a.field.cmp(&b.field));
+            return Err(ApiError::Validation(std::mem::take(&mut errors)));
+        }
+
+        let mut by_book: Vec<&NewOrderLine> = input.lines.iter().collect();
+        by_book.sort_by_key(|l| l.book_id);
+        let mut shortages = Vec::new();
+        for line in by_book {
+            if let Reservation::Short { available } =
+                stock::reserve(conn, line.book_id, line.quantity)?
+            {
+                shortages.push(Shortage {
+                    book_id: line.book_id,
+                    requested: line.quantity,
+                    available,
+                });
+            }
+        }
+        if !shortages.is_empty() {
+            return Err(ApiError::Shortage(shortages));
+        }
+
+        let mut subtotal: i64 = 0;
+        let mut priced = Vec::with_capacity(input.lines.len());
+        for line in &input.lines {
+            let (title, isbn, price, _) = &found[&line.book_id];
+            let total = price
+                .checked_mul(line.quantity)
+                .ok_or_else(|| ApiError::internal("line total overflows"))?;
+            subtotal = subtotal
+                .checked_add(total)
+                .ok_or_else(|| ApiError::internal("order total overflows"))?;
+            priced.push((line, title, isbn, *price, total));
+        }
+        let at = now();
+        let row: OrderRow = diesel::insert_into(orders::table)
+            .values((
+                orders::customer_id.eq(customer_id),
+                orders::status.eq(OrderStatus::PendingPayment.as_str()),
+                orders::currency.eq(currency),
+                orders::subtotal_cents.eq(subtotal),
+                orders::total_cents.eq(subtotal),
+                orders::shipping_address.eq(shipping_address.as_deref()),
+                orders::notes.eq(notes),
+                orders::expires_at.eq(at + ttl),
+                orders::created_by.eq(user.id),
+                orders::version.eq(1),
+                orders::created_at.eq(at),
+                orders::updated_at.eq(at),
+            ))
+            .returning(orders::all_columns)
+            .get_result(conn)?;
+        let mut lines = Vec::with_capacity(priced.len());
+        for (position, (line, title, isbn, price, total)) in priced.into_iter().enumerate() {
+            let line: OrderLineRow = diesel::insert_into(order_lines::table)
+                .values((
+                    order_lines::order_id.eq(row.id),
+                    order_lines::book_id.eq(line.book_id),
+                    order_lines::title.eq(title),
+                    order_lines::isbn.eq(isbn),
+                    order_lines::unit_price_cents.eq(price),
+                    order_lines::quantity.eq(line.quantity),
+                    order_lines::line_total_cents.eq(total),
+                    order_lines::position.eq(position as i32),
+                ))
+                .returning(order_lines::all_columns)
+                .get_result(conn)?;
+            lines.push(line);
+        }
+        record_event(
+            conn,
+            row.id,
+            None,
+            OrderStatus::PendingPayment,
+            Some(user.id),
+            None,
+            at,
+        )?;
+        let view = OrderView::from_rows(row, lines).map_err(ApiError::internal)?;
+        after(conn, &view)?;
+        Ok(view)
+    })
+}
+
+fn record_event(
+    conn: &mut DbConn,
+    order_id: i64,
+    from: Option<OrderStatus>,
+    to: OrderStatus,
+    actor: Option<i64>,
+    note: Option<&str>,
+    at: NaiveDateTime,
+) -> Result<(), ApiError> {
+    diesel::insert_into(order_events::table)
+        .values((
+            order_events::order_id.eq(order_id),
+            order_events::from_status.eq(from.map(OrderStatus::as_str)),
+            order_events::to_status.eq(to.as_str()),
+            order_events::actor_user_id.eq(actor),
+            order_events::note.eq(note),
+            order_events::created_at.eq(at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The order if `user` may see it: staff see every order, a customer only their own (anything
+/// else is 404, never a leak).
+fn visible_order(conn: &mut DbConn, user: &AuthUser, id: i64) -> Result<OrderRow, ApiError> {
+    let mut q = orders::table.filter(orders::id.eq(id)).into_boxed();
+    if !user.is_staff() {
+        let Some(own) = user.customer_id else {
+            return Err(not_found(id));
+        };
+        q = q.filter(orders::customer_id.eq(own));
+    }
+    q.select(OrderRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| not_found(id))
+}
+
+fn lines_of(conn: &mut DbConn, ids: &[i64]) -> Result<HashMap<i64, Vec<OrderLineRow>>, ApiError> {
+    let rows: Vec<OrderLineRow> = order_lines::table
+        .filter(order_lines::order_id.eq_any(ids))
+        .order((order_lines::order_id, order_lines::position))
+        .select(OrderLineRow::as_select())
+        .load(conn)?;
+    let mut out: HashMap<i64, Vec<OrderLineRow>> = HashMap::new();
+    for row in rows {
+        out.entry(row.order_id).or_default().push(row);
+    }
+    Ok(out)
+}
+
+fn view(conn: &mut DbConn, row: OrderRow) -> Result<OrderView, ApiError> {
+    let lines = lines_of(conn, &[row.id])?
+        .remove(&row.id)
+        .unwrap_or_default();
+    OrderView::from_rows(row, lines).map_err(ApiError::internal)
+}
+
+/// One order with its lines.
+pub fn get_order(conn: &mut DbConn, user: &AuthUser, id: i64) -> Result<OrderView, ApiError> {
+    let row = visible_order(conn, user, id)?;
+    view(conn, row)
+}
+
+/// An order's status history, oldest first.
+pub fn list_events(
+    conn: &mut DbConn,
+    user: &AuthUser,
+    id: i64,
+) -> Result<Vec<OrderEventView>, ApiError> {
+    visible_order(conn, user, id)?;
+    let rows: Vec<OrderEventRow> = order_events::table
+        .filter(order_events::order_id.eq(id))
+        .order(order_events::id)
+        .select(OrderEventRow::as_select())
+        .load(conn)?;
+    rows.into_iter()
+        .map(|r| OrderEventView::from_row(r).map_err(ApiError::internal))
+        .collect()
+}
+
+/// Orders matching the filters: all of them for staff, a customer's own for a customer.
+pub fn list_orders(
+    conn: &mut DbConn,
+    user: &AuthUser,
+    query: &OrderQuery,
+) -> Result<Page<OrderView>, ApiError> {
+    let (page, per_page) = PageParams {
+        page: query.page,
+        per_page: query.per_page,
+    }
+    .resolve()?;
+    let nonempty = |s: &Option<String>| {
+        s.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let status = match nonempty(&query.status) {
+        Some(s) => Some(OrderStatus::parse(&s).ok_or_else(|| {
+            ApiError::invalid(
+                "status",
+                format!(
+                    "must be one of {}",
+                    OrderStatus::ALL.map(OrderStatus::as_str).join(", ")
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let from = nonempty(&query.from)
+        .map(|raw| time_bound("from", &raw, false))
+        .transpose()?;
+    let to = nonempty(&query.to)
+        .map(|raw| time_bound("to", &raw, true))
+        .transpose()?;
+    if let (Some((from, _)), Some((to, to_inclusive))) = (from, to) {
+        if from > to || (from == to && !to_inclusive) {
+            return Err(ApiError::invalid("from", "must not be after to"));
+        }
+    }
+    let sort = nonempty(&query.sort).unwrap_or_else(|| "-created".to_owned());
+    if !["created", "-created", "total", "-total"].contains(&sort.as_str()) {
+        return Err(ApiError::invalid(
+            "sort",
+            "must be one of created, -created, total, -total",
+        ));
+    }
+    let own = if user.is_staff() {
+        None
+    } else {
+        match user.customer_id {
+            Some(own) => Some(own),
+            None => {
+                return Ok(Page {
+                    items: Vec::new(),
+                    page,
+                    per_page,
+                    total: 0,
+                })
+            }
+        }
+    };
+    let customer_id = query.customer_id;
+    let filtered = || {
+        let mut q = orders::table.into_boxed();
+        if let Some(own) = own {
+            q = q.filter(orders::customer_id.eq(own));
+        }
+        if let Some(c) = customer_id {
+            q = q.filter(orders::customer_id.eq(c));
+        }
+        if let Some(s) = status {
+            q = q.filter(orders::status.eq(s.as_str()));
+        }
+        if let Some((from, _)) = from {
+            q = q.filter(orders::created_at.ge(from));
+        }
+        match to {
+            Some((to, true)) => q = q.filter(orders::created_at.le(to)),
+            Some((to, false)) => q = q.filter(orders::created_at.lt(to)),
+            None => {}
+        }
+        q
+    };
+    let total: i64 = filtered().count().get_result(conn)?;
+    let q = filtered();
+    let q = match sort.as_str() {
+        "created" => q.order((orders::created_at.asc(), orders::id.asc())),
+        "total" => q.order((orders::total_cents.asc(), orders::id.asc())),
+        "-total" => q.order((orders::total_cents.desc(), orders::id.desc())),
+        _ => q.order((orders::created_at.desc(), orders::id.desc())),
+    };
+    let rows: Vec<OrderRow> = q
+        .limit(per_page)
+        .offset(Page::<OrderView>::offset(page, per_page))
+        .select(OrderRow::as_select())
+        .load(conn)?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut lines = lines_of(conn, &ids)?;
+    let items = rows
+        .into_iter()
+        .map(|r| {
+            let l = lines.remove(&r.id).unwrap_or_default();
+            OrderView::from_rows(r, l).map_err(ApiError::internal)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page {
+        items,
+        page,
+        per_page,
+        total,
+    })
+}
+
+/// Moves `row` by `action` with a conditional update (`WHERE status = <the status read>`), so
+/// that of concurrent attempts exactly one wins; the others get the 409 of the state machine for
+/// the status they now find. Writes the event. Returns the new row.
+fn transition(
+    conn: &mut DbConn,
+    row: &OrderRow,
+    action: OrderAction,
+    user: &AuthUser,
+    note: Option<&str>,
+) -> Result<OrderRow, ApiError> {
+    let from = OrderStatus::parse(&row.status)
+        .ok_or_else(|| ApiError::internal(format!("order {} status {}", row.id, row.status)))?;
+    let to = state::next(from, action, user.is_staff())?;
+    let at = now();
+    let updated: Option<OrderRow> = diesel::update(
+        orders::table
+            .filter(orders::id.eq(row.id))
+            .filter(orders::status.eq(from.as_str())),
+    )
+    .set((
+        orders::status.eq(to.as_str()),
+        orders::version.eq(orders::version + 1),
+        orders::updated_at.eq(at),
+    ))
+    .returning(orders::all_columns)
+    .get_result(conn)
+    .optional()?;
+    let Some(updated) = updated else {
+        // Someone else moved it first: answer for the status it has now.
+        let current: String = orders::table
+            .find(row.id)
+            .select(orders::status)
+            .first(conn)?;
+        let current = OrderStatus::parse(&current)
+            .ok_or_else(|| ApiError::internal(format!("order {} status {current}", row.id)))?;
+        return Err(match state::next(current, action, user.is_staff()) {
+            Err(illegal) => illegal.into(),
+            Ok(_) => ApiError::Conflict("the order changed meanwhile; retry".into()),
+        });
+    };
+    record_event(conn, row.id, Some(from), to, Some(user.id), note, at)?;
+    Ok(updated)
+}
+
+/// Cancels an unpaid order and releases every line's reservation, exactly once however many
+/// cancels race. Customers cancel their own orders, staff any. A paid order cannot be cancelled
+/// yet: that needs a refund, which arrives with payments (the state machine answers 409).
+pub fn cancel_order(
+    conn: &mut DbConn,
+    user: &AuthUser,
+    id: i64,
+    input: &CancelOrder,
+) -> Result<OrderView, ApiError> {
+    let reason = input
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    write_transaction(conn, |conn| {
+        let row = visible_order(conn, user, id)?;
+        let updated = transition(conn, &row, OrderAction::Cancel, user, reason)?;
+        let lines = lines_of(conn, &[id])?.remove(&id).unwrap_or_default();
+        let mut by_book: Vec<&OrderLineRow> = lines.iter().collect();
+        by_book.sort_by_key(|l| l.book_id);
+        for line in by_book {
+            stock::release(conn, line.book_id, line.quantity)?;
+        }
+        OrderView::from_rows(updated, lines).map_err(ApiError::internal)
+    })
+}
