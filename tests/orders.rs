@@ -194,6 +194,7 @@ async fn an_order_reserves_stock_and_snapshots_its_lines() {
     let again = app.get(&format!("/api/v1/orders/{id}"), Some(&token)).await;
     again.expect(200);
     assert_eq!(again.body, order);
+    assert_eq!(again.header("etag"), Some("\"1\""));
 
     let events = app
         .get(&format!("/api/v1/orders/{id}/events"), Some(&token))

@@ -160,7 +160,8 @@ pub async fn list_orders(
 #[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders",
     params(("id" = i64, Path, description = "Order id")), security(("bearer" = [])),
     responses(
-        (status = 200, description = "The order", body = OrderView),
+        (status = 200, description = "The order", body = OrderView,
+         headers(("ETag" = String, description = "The order's version, quoted"))),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json")))]
 pub async fn get_order(
@@ -170,7 +171,12 @@ pub async fn get_order(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let order = db::run(&state.pool, move |conn| service::get_order(conn, &user, id)).await?;
-    Ok(HttpResponse::Ok().json(order))
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            actix_web::http::header::ETAG,
+            crate::http::extract::etag(order.version),
+        ))
+        .json(order))
 }
 
 /// An order's status history, oldest first, with who changed it and when.
