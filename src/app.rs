@@ -29,6 +29,8 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub login_throttle: LoginThrottle,
     pub search_cache: SearchCache,
+    /// Charges and refunds cards (the built-in test provider for now).
+    pub payment_provider: std::sync::Arc<dyn crate::orders::payments::PaymentProvider>,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
                 settings.login_max_failures_per_ip,
                 settings.login_window,
             ),
+            payment_provider: std::sync::Arc::new(crate::orders::payments::TestProvider),
             pool,
             settings,
         }))

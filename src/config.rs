@@ -57,7 +57,12 @@ pub struct Settings {
     pub import_limit_bytes: usize,
     /// How long an unpaid order holds its stock before it expires.
     pub order_ttl: Duration,
+    /// Payment methods accepted (`card`, `cash`, `bank_transfer`).
+    pub payment_methods: Vec<String>,
 }
+
+/// Every payment method the API knows; `BOOKSTORE_PAYMENT_METHODS` enables a subset.
+pub const PAYMENT_METHODS: [&str; 3] = ["card", "cash", "bank_transfer"];
 
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -142,7 +147,35 @@ impl Settings {
             ));
         }
 
+        let payment_methods: Vec<String> = match get("BOOKSTORE_PAYMENT_METHODS") {
+            None => PAYMENT_METHODS.iter().map(|m| (*m).to_owned()).collect(),
+            Some(raw) => raw
+                .split(',')
+                .map(|m| m.trim().to_ascii_lowercase())
+                .filter(|m| !m.is_empty())
+                .collect(),
+        };
+        if let Some(bad) = payment_methods
+            .iter()
+            .find(|m| !PAYMENT_METHODS.contains(&m.as_str()))
+        {
+            return Err(config_error(
+                "BOOKSTORE_PAYMENT_METHODS",
+                format!(
+                    "'{bad}' is not a payment method; use a comma list of {}",
+                    PAYMENT_METHODS.join(", ")
+                ),
+            ));
+        }
+        if payment_methods.is_empty() {
+            return Err(config_error(
+                "BOOKSTORE_PAYMENT_METHODS",
+                "must name at least one payment method",
+            ));
+        }
+
         Ok(Settings {
+            payment_methods,
             bind: get("BOOKSTORE_BIND").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
             jwt_secret,
             jwt_issuer: get("BOOKSTORE_JWT_ISSUER").unwrap_or_else(|| "bookstore".to_owned()),
@@ -242,6 +275,7 @@ impl Settings {
             json_limit_bytes: 256 * 1024,
             import_limit_bytes: 32 << 20,
             order_ttl: Duration::from_secs(1800),
+            payment_methods: PAYMENT_METHODS.iter().map(|m| (*m).to_owned()).collect(),
         }
     }
 }
@@ -392,6 +426,32 @@ mod tests {
         );
         let ok = Settings::from_vars(&vars(&base)).map(|s| s.currency);
         assert_eq!(ok.ok().as_deref(), Some("USD"));
+    }
+
+    #[test]
+    fn payment_methods_are_validated() {
+        let base = [
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("BOOKSTORE_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ];
+        let all = Settings::from_vars(&vars(&base)).map(|s| s.payment_methods);
+        assert_eq!(
+            all.ok(),
+            Some(vec!["card".into(), "cash".into(), "bank_transfer".into()])
+        );
+        let mut v = vars(&base);
+        v.insert("BOOKSTORE_PAYMENT_METHODS".into(), " card , Cash ".into());
+        let some = Settings::from_vars(&v).map(|s| s.payment_methods);
+        assert_eq!(some.ok(), Some(vec!["card".into(), "cash".into()]));
+        for bad in ["card,cheque", ",,"] {
+            let mut v = vars(&base);
+            v.insert("BOOKSTORE_PAYMENT_METHODS".into(), bad.into());
+            assert_eq!(
+                Settings::from_vars(&v).err().map(|e| e.name),
+                Some("BOOKSTORE_PAYMENT_METHODS"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

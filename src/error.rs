@@ -71,6 +71,10 @@ pub struct Problem {
     /// On a stock shortage: every book that is short.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub shortages: Vec<Shortage>,
+    /// On a declined payment (402): the provider's reason, such as `card_declined` or
+    /// `insufficient_funds`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 /// Everything a request can fail with.
@@ -104,6 +108,9 @@ pub enum ApiError {
     /// Too little stock for an order's lines (409), listing every short line.
     #[error("stock shortage: {0:?}")]
     Shortage(Vec<Shortage>),
+    /// The payment provider declined a charge (402), with its reason code.
+    #[error("payment declined ({code}): {detail}")]
+    PaymentDeclined { code: String, detail: String },
     #[error("invalid input: {0:?}")]
     Validation(Vec<FieldError>),
     #[error("rate limited for {retry_after_secs}s")]
@@ -142,6 +149,7 @@ impl ApiError {
                 ("illegal-transition", "Illegal state transition")
             }
             ApiError::Shortage(_) => ("insufficient-stock", "Insufficient stock"),
+            ApiError::PaymentDeclined { .. } => ("payment-declined", "Payment declined"),
             ApiError::Validation(_) => ("validation", "Invalid input"),
             ApiError::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
@@ -160,7 +168,8 @@ impl ApiError {
             | ApiError::PreconditionRequired(m)
             | ApiError::PayloadTooLarge(m)
             | ApiError::UnsupportedMediaType(m)
-            | ApiError::IllegalTransition { detail: m, .. } => Cow::Borrowed(m),
+            | ApiError::IllegalTransition { detail: m, .. }
+            | ApiError::PaymentDeclined { detail: m, .. } => Cow::Borrowed(m),
             ApiError::Shortage(lines) => Cow::Owned(format!(
                 "not enough stock for {} of the order's books: {}",
                 lines.len(),
@@ -213,6 +222,10 @@ impl ApiError {
                 ApiError::Shortage(lines) => lines.clone(),
                 _ => Vec::new(),
             },
+            code: match self {
+                ApiError::PaymentDeclined { code, .. } => Some(code.clone()),
+                _ => None,
+            },
         }
     }
 }
@@ -237,6 +250,7 @@ pub fn problem_response(status: StatusCode, detail: &str) -> HttpResponse {
             current_status: None,
             allowed_actions: None,
             shortages: Vec::new(),
+            code: None,
         })
 }
 
@@ -254,6 +268,7 @@ impl ResponseError for ApiError {
             ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PaymentDeclined { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

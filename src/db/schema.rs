@@ -190,6 +190,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    payments (id) {
+        id -> BigInt,
+        order_id -> BigInt,
+        method -> Text,
+        amount_cents -> BigInt,
+        status -> Text,
+        provider_reference -> Nullable<Text>,
+        failure_code -> Nullable<Text>,
+        created_by -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> customers (customer_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(book_authors -> books (book_id));
@@ -204,6 +218,7 @@ diesel::joinable!(orders -> customers (customer_id));
 diesel::joinable!(order_lines -> orders (order_id));
 diesel::joinable!(order_lines -> books (book_id));
 diesel::joinable!(order_events -> orders (order_id));
+diesel::joinable!(payments -> orders (order_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     customers,
@@ -221,4 +236,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     order_lines,
     order_events,
     idempotency_keys,
+    payments,
 );

@@ -128,7 +128,13 @@ pub fn apply_movement(
     let Some(level) = level else {
         return Err(refusal(conn, m)?);
     };
-    let movement: MovementRow = diesel::insert_into(stock_movements::table)
+    let movement = insert_movement(conn, m)?;
+    Ok((level, movement))
+}
+
+/// Appends `m` to the ledger (the caller has just changed `on_hand` by `m.quantity`).
+fn insert_movement(conn: &mut DbConn, m: &Movement<'_>) -> Result<MovementRow, ApiError> {
+    Ok(diesel::insert_into(stock_movements::table)
         .values((
             stock_movements::book_id.eq(m.book_id),
             stock_movements::quantity.eq(m.quantity),
@@ -141,8 +147,7 @@ pub fn apply_movement(
             stock_movements::created_at.eq(m.at),
         ))
         .returning(MOVEMENT_COLUMNS)
-        .get_result(conn)?;
-    Ok((level, movement))
+        .get_result(conn)?)
 }
 
 /// Why the conditional update of `m` matched no row: no stock level (404), or too little stock
@@ -242,4 +247,59 @@ pub fn release(conn: &mut DbConn, book_id: i64, quantity: i64) -> Result<(), Api
             "cannot release {quantity} copies of book {book_id}: fewer are reserved"
         )))
     }
+}
+
+/// Consumes `quantity` reserved copies of a book that leave the shop with a fulfilled order,
+/// inside the caller's transaction: `on_hand -= q` and `reserved -= q` in one conditional update
+/// (`WHERE reserved >= q AND on_hand >= q`), plus the `sale` movement (`-q`, `reference`), so
+/// `on_hand` still equals the ledger's sum and `available` is unchanged. Consuming more than is
+/// reserved means the bookkeeping is broken: an internal error, and the transaction rolls back.
+pub fn consume(
+    conn: &mut DbConn,
+    book_id: i64,
+    quantity: i64,
+    reference: &str,
+    user_id: Option<i64>,
+) -> Result<MovementRow, ApiError> {
+    if quantity <= 0 {
+        return Err(ApiError::internal(
+            "a consumption of a non-positive quantity",
+        ));
+    }
+    if !in_transaction(conn)? {
+        return Err(ApiError::internal("consume called outside a transaction"));
+    }
+    let at = crate::db::now();
+    let updated = diesel::update(
+        stock_levels::table
+            .filter(stock_levels::book_id.eq(book_id))
+            .filter(stock_levels::reserved.ge(quantity))
+            .filter(stock_levels::on_hand.ge(quantity)),
+    )
+    .set((
+        stock_levels::on_hand.eq(stock_levels::on_hand - quantity),
+        stock_levels::reserved.eq(stock_levels::reserved - quantity),
+        stock_levels::version.eq(stock_levels::version + 1),
+        stock_levels::updated_at.eq(at),
+    ))
+    .execute(conn)?;
+    if updated != 1 {
+        return Err(ApiError::internal(format!(
+            "cannot consume {quantity} copies of book {book_id}: fewer are reserved or on hand"
+        )));
+    }
+    insert_movement(
+        conn,
+        &Movement {
+            book_id,
+            quantity: -quantity,
+            kind: MovementKind::Sale,
+            reference: Some(reference),
+            reason: None,
+            note: None,
+            unit_cost_cents: None,
+            user_id,
+            at,
+        },
+    )
 }

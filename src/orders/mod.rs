@@ -3,6 +3,7 @@
 
 pub mod idempotency;
 pub mod model;
+pub mod payments;
 pub mod routes;
 pub mod service;
 pub mod state;

@@ -1,13 +1,16 @@
 //! HTTP routes of `/orders`.
 
 use crate::app::AppState;
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, StaffUser};
 use crate::db;
 use crate::error::{ApiError, Problem, Shortage, PROBLEM_JSON};
 use crate::http::extract::parse_json;
 use crate::http::{ApiJson, ApiQuery, Page};
 use crate::orders::idempotency::{self, Begin};
 use crate::orders::model::*;
+use crate::orders::payments::{
+    self, NewPayment, PayContext, PaymentMethod, PaymentResult, PaymentStatus, PaymentView,
+};
 use crate::orders::service;
 use crate::orders::state::{OrderAction, OrderStatus};
 use actix_web::http::{header, StatusCode};
@@ -25,7 +28,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .service(web::resource("/{id}").route(web::get().to(get_order)))
             .service(web::resource("/{id}/events").route(web::get().to(list_events)))
-            .service(web::resource("/{id}/cancel").route(web::post().to(cancel_order))),
+            .service(web::resource("/{id}/cancel").route(web::post().to(cancel_order)))
+            .service(web::resource("/{id}/fulfil").route(web::post().to(fulfil_order)))
+            .service(
+                web::resource("/{id}/payments")
+                    .route(web::post().to(pay_order))
+                    .route(web::get().to(list_payments)),
+            ),
     );
 }
 
@@ -233,12 +242,173 @@ pub async fn cancel_order(
     Ok(HttpResponse::Ok().json(order))
 }
 
+/// Fulfil a paid order (staff): the order becomes `fulfilled` and every line's reservation is
+/// consumed (`on_hand` and `reserved` both drop by the quantity, a `sale` movement referencing
+/// `order:<id>` is written), exactly once however many fulfils race. Any other status is 409
+/// naming the current status and the allowed actions.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/fulfil", tag = "orders",
+    params(("id" = i64, Path, description = "Order id")), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Fulfilled, stock consumed", body = OrderView),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not staff", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is not paid", body = Problem, content_type = "application/problem+json")))]
+pub async fn fulfil_order(
+    state: web::Data<AppState>,
+    staff: StaffUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let user = staff.0;
+    let order = db::run(&state.pool, move |conn| {
+        service::fulfil_order(conn, &user, id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(order))
+}
+
+fn payments_location(id: i64) -> String {
+    format!("/api/v1/orders/{id}/payments")
+}
+
+enum Paid {
+    Fresh(Box<PaymentResult>),
+    Replayed(u16, String),
+}
+
+/// Pay an order's outstanding total. `card` charges the token through the payment provider and
+/// moves the order to `paid`; a decline is 402 with the provider's `code` (`card_declined`,
+/// `insufficient_funds`), recorded as a `failed` payment, the order left payable. `cash` is for
+/// staff at the counter. `bank_transfer` records a `pending` payment and leaves the order
+/// `pending_payment` until staff confirm it. A disabled or unknown method is 422. An order that
+/// is no longer payable (cancelled, already paid) is 409 and is not charged. With an
+/// `Idempotency-Key`, retries of the same body replay the first response.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/payments", tag = "orders", request_body = NewPayment,
+    params(("id" = i64, Path, description = "Order id"),
+           ("Idempotency-Key" = Option<String>, Header,
+            description = "1 to 255 visible ASCII characters; kept 24 hours per caller")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Paid (or a pending bank transfer recorded)", body = PaymentResult,
+         headers(("Location" = String, description = "The order's payments"))),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "Declined by the provider (`code` says why)", body = Problem, content_type = "application/problem+json",
+         example = json!({"type": "https://bookstore.example/problems/payment-declined", "title": "Payment declined",
+                          "status": 402, "detail": "the payment of order 12 was declined: the card was declined",
+                          "code": "card_declined"})),
+        (status = 403, description = "A customer paying cash", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is not payable, or the Idempotency-Key is in use", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown or disabled method, missing or invalid token, or a reused Idempotency-Key", body = Problem, content_type = "application/problem+json")))]
+pub async fn pay_order(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    req: HttpRequest,
+    id: web::Path<i64>,
+    body: ApiJson<NewPayment>,
+) -> Result<HttpResponse, ApiError> {
+    let key = idempotency::key_from(&req)?;
+    let id = id.into_inner();
+    let input = body.into_inner();
+    // The order is part of what a key stands for: the same key for another order is a reuse.
+    let hash = idempotency::request_hash(&serde_json::json!({"order_id": id, "payment": &input}))?;
+    let scope = format!("user:{}", user.id);
+    let st = state.clone();
+    let pay = move |conn: &mut db::DbConn,
+                    after: &mut dyn FnMut(
+        &mut db::DbConn,
+        &PaymentResult,
+    ) -> Result<(), ApiError>| {
+        let ctx = PayContext {
+            provider: st.payment_provider.as_ref(),
+            methods: &st.settings.payment_methods,
+        };
+        payments::pay_order(conn, &ctx, &user, id, &input, |c, r| after(c, r))
+    };
+    let created = |result: &PaymentResult| {
+        HttpResponse::Created()
+            .insert_header((header::LOCATION, payments_location(id)))
+            .json(result)
+    };
+    let Some(key) = key else {
+        let result = db::run(&state.pool, move |conn| pay(conn, &mut |_, _| Ok(()))).await?;
+        return Ok(created(&result));
+    };
+    let outcome = db::run(&state.pool, move |conn| {
+        let key_id = match idempotency::begin(conn, &scope, &key, &hash)? {
+            Begin::Replay { status, body } => return Ok(Paid::Replayed(status, body)),
+            Begin::Proceed(id) => id,
+        };
+        let result = pay(conn, &mut |conn, result| {
+            let body = serde_json::to_string(result).map_err(ApiError::internal)?;
+            idempotency::complete(conn, key_id, 201, &body)
+        });
+        match result {
+            Ok(result) => Ok(Paid::Fresh(Box::new(result))),
+            Err(err) if err.status_code().is_server_error() => {
+                if let Err(e) = idempotency::abandon(conn, key_id) {
+                    log::error!("cannot release Idempotency-Key row {key_id}: {e}");
+                }
+                Err(err)
+            }
+            Err(err) => {
+                let body = serde_json::to_string(&err.to_problem()).map_err(ApiError::internal)?;
+                if let Err(e) =
+                    idempotency::complete(conn, key_id, err.status_code().as_u16(), &body)
+                {
+                    log::error!("cannot store the outcome of Idempotency-Key row {key_id}: {e}");
+                    let _ = idempotency::abandon(conn, key_id);
+                }
+                Err(err)
+            }
+        }
+    })
+    .await?;
+    Ok(match outcome {
+        Paid::Fresh(result) => created(&result),
+        Paid::Replayed(status, body) => {
+            let mut res = replay(status, body);
+            if status == 201 {
+                res.headers_mut().insert(
+                    header::LOCATION,
+                    header::HeaderValue::from_str(&payments_location(id))
+                        .map_err(ApiError::internal)?,
+                );
+            }
+            res
+        }
+    })
+}
+
+/// An order's payments and payment attempts, oldest first. Another customer's order is 404.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/payments", tag = "orders",
+    params(("id" = i64, Path, description = "Order id")), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The payments", body = Vec<PaymentView>),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json")))]
+pub async fn list_payments(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let list = db::run(&state.pool, move |conn| {
+        payments::list_payments(conn, &user, id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
 #[derive(OpenApi)]
 #[openapi(
-    paths(create_order, list_orders, get_order, list_events, cancel_order),
+    paths(create_order, list_orders, get_order, list_events, cancel_order, fulfil_order,
+          pay_order, list_payments),
     components(schemas(
         NewOrder, NewOrderLine, ShippingAddress, CancelOrder, OrderView, OrderLineView,
-        OrderEventView, OrderStatus, OrderAction, Shortage, Page<OrderView>
+        OrderEventView, OrderStatus, OrderAction, Shortage, Page<OrderView>, NewPayment,
+        PaymentView, PaymentResult, PaymentMethod, PaymentStatus
     ))
 )]
 pub struct OrdersApi;

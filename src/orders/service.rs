@@ -220,7 +220,11 @@ fn record_event(
 
 /// The order if `user` may see it: staff see every order, a customer only their own (anything
 /// else is 404, never a leak).
-fn visible_order(conn: &mut DbConn, user: &AuthUser, id: i64) -> Result<OrderRow, ApiError> {
+pub(crate) fn visible_order(
+    conn: &mut DbConn,
+    user: &AuthUser,
+    id: i64,
+) -> Result<OrderRow, ApiError> {
     let mut q = orders::table.filter(orders::id.eq(id)).into_boxed();
     if !user.is_staff() {
         let Some(own) = user.customer_id else {
@@ -234,7 +238,10 @@ fn visible_order(conn: &mut DbConn, user: &AuthUser, id: i64) -> Result<OrderRow
         .ok_or_else(|| not_found(id))
 }
 
-fn lines_of(conn: &mut DbConn, ids: &[i64]) -> Result<HashMap<i64, Vec<OrderLineRow>>, ApiError> {
+pub(crate) fn lines_of(
+    conn: &mut DbConn,
+    ids: &[i64],
+) -> Result<HashMap<i64, Vec<OrderLineRow>>, ApiError> {
     let rows: Vec<OrderLineRow> = order_lines::table
         .filter(order_lines::order_id.eq_any(ids))
         .order((order_lines::order_id, order_lines::position))
@@ -247,7 +254,7 @@ fn lines_of(conn: &mut DbConn, ids: &[i64]) -> Result<HashMap<i64, Vec<OrderLine
     Ok(out)
 }
 
-fn view(conn: &mut DbConn, row: OrderRow) -> Result<OrderView, ApiError> {
+pub(crate) fn view(conn: &mut DbConn, row: OrderRow) -> Result<OrderView, ApiError> {
     let lines = lines_of(conn, &[row.id])?
         .remove(&row.id)
         .unwrap_or_default();
@@ -394,7 +401,7 @@ pub fn list_orders(
 /// Moves `row` by `action` with a conditional update (`WHERE status = <the status read>`), so
 /// that of concurrent attempts exactly one wins; the others get the 409 of the state machine for
 /// the status they now find. Writes the event. Returns the new row.
-fn transition(
+pub(crate) fn transition(
     conn: &mut DbConn,
     row: &OrderRow,
     action: OrderAction,
@@ -457,6 +464,25 @@ pub fn cancel_order(
         by_book.sort_by_key(|l| l.book_id);
         for line in by_book {
             stock::release(conn, line.book_id, line.quantity)?;
+        }
+        OrderView::from_rows(updated, lines).map_err(ApiError::internal)
+    })
+}
+
+/// Fulfils a paid order (staff): in one write transaction moves it `paid → fulfilled` with a
+/// conditional update and consumes every line's reservation (`on_hand -= q`, `reserved -= q`, a
+/// `sale` movement referencing the order), exactly once however many fulfils race: the losers
+/// find the order fulfilled and get the state machine's 409.
+pub fn fulfil_order(conn: &mut DbConn, user: &AuthUser, id: i64) -> Result<OrderView, ApiError> {
+    write_transaction(conn, |conn| {
+        let row = visible_order(conn, user, id)?;
+        let updated = transition(conn, &row, OrderAction::Fulfil, user, None)?;
+        let lines = lines_of(conn, &[id])?.remove(&id).unwrap_or_default();
+        let mut by_book: Vec<&OrderLineRow> = lines.iter().collect();
+        by_book.sort_by_key(|l| l.book_id);
+        let reference = format!("order:{id}");
+        for line in by_book {
+            stock::consume(conn, line.book_id, line.quantity, &reference, Some(user.id))?;
         }
         OrderView::from_rows(updated, lines).map_err(ApiError::internal)
     })

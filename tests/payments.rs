@@ -1,0 +1,515 @@
+//! Payments and fulfilment over HTTP: paying by card (the test provider), declines, cash and
+//! bank transfers, methods enabled by config, `Idempotency-Key`, races between payments, and
+//! fulfilment consuming the reservation exactly once with `sale` movements (core invariants 1,
+//! 2, 4 and 5) on either backend.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::*;
+
+mod catalog_support;
+use catalog_support::*;
+
+use bookstore::auth::Role;
+use bookstore::db::schema::{stock_levels, stock_movements, users};
+use bookstore::db::DbConn;
+use diesel::prelude::*;
+use serde_json::Value;
+
+/// (on_hand, reserved) of a book.
+fn level(app: &TestApp, book_id: i64) -> (i64, i64) {
+    let mut conn = app.conn();
+    stock_levels::table
+        .find(book_id)
+        .select((stock_levels::on_hand, stock_levels::reserved))
+        .first(&mut *conn)
+        .expect("level")
+}
+
+fn ledger_sum(app: &TestApp, book_id: i64) -> i64 {
+    #[derive(QueryableByName)]
+    struct Sum {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = app.conn();
+    diesel::sql_query(
+        "SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT) AS n FROM stock_movements \
+         WHERE book_id = $1",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(book_id)
+    .get_result::<Sum>(&mut *conn as &mut DbConn)
+    .expect("sum")
+    .n
+}
+
+/// A customer account: (user id, customer id, token).
+fn customer(app: &TestApp) -> (i64, i64, String) {
+    let (id, token) = app.user(Role::Customer);
+    let mut conn = app.conn();
+    let customer_id: Option<i64> = users::table
+        .find(id)
+        .select(users::customer_id)
+        .first(&mut *conn)
+        .expect("user");
+    (id, customer_id.expect("customer record"), token)
+}
+
+async fn book(app: &TestApp, token: &str, n: u64, title: &str, price: i64) -> i64 {
+    create_book_id(
+        app,
+        token,
+        with(
+            &book_body(&isbn13(n), title),
+            json!({ "list_price_cents": price }),
+        ),
+    )
+    .await
+}
+
+async fn receive(app: &TestApp, token: &str, lines: &[(i64, i64)]) {
+    let lines: Vec<Value> = lines
+        .iter()
+        .map(|(b, q)| json!({"book_id": b, "quantity": q, "unit_cost_cents": 500}))
+        .collect();
+    app.post(
+        "/api/v1/inventory/receipts",
+        Some(token),
+        json!({ "lines": lines }),
+    )
+    .await
+    .expect(201);
+}
+
+/// Places an order of `pairs` as `token`; returns its id.
+async fn place(app: &TestApp, token: &str, pairs: &[(i64, i64)]) -> i64 {
+    let lines: Vec<Value> = pairs
+        .iter()
+        .map(|(b, q)| json!({"book_id": b, "quantity": q}))
+        .collect();
+    let res = app
+        .post("/api/v1/orders", Some(token), json!({ "lines": lines }))
+        .await;
+    res.expect(201);
+    res.body["id"].as_i64().unwrap()
+}
+
+async fn pay(app: &TestApp, token: &str, id: i64, body: Value) -> Res {
+    app.post(&format!("/api/v1/orders/{id}/payments"), Some(token), body)
+        .await
+}
+
+async fn pay_with_key(app: &TestApp, token: &str, id: i64, key: &str, body: Value) -> Res {
+    let req = app
+        .client
+        .post(app.url(&format!("/api/v1/orders/{id}/payments")))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&body);
+    TestApp::read(req).await
+}
+
+async fn card(app: &TestApp, token: &str, id: i64, card_token: &str) -> Res {
+    pay(
+        app,
+        token,
+        id,
+        json!({"method": "card", "token": card_token}),
+    )
+    .await
+}
+
+async fn fulfil(app: &TestApp, token: &str, id: i64) -> Res {
+    app.post(
+        &format!("/api/v1/orders/{id}/fulfil"),
+        Some(token),
+        json!({}),
+    )
+    .await
+}
+
+async fn payments_of(app: &TestApp, token: &str, id: i64) -> Vec<Value> {
+    let res = app
+        .get(&format!("/api/v1/orders/{id}/payments"), Some(token))
+        .await;
+    res.expect(200);
+    res.body.as_array().unwrap().clone()
+}
+
+async fn status_of(app: &TestApp, token: &str, id: i64) -> String {
+    let res = app.get(&format!("/api/v1/orders/{id}"), Some(token)).await;
+    res.expect(200);
+    res.body["status"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn paying_by_card_marks_the_order_paid_and_records_the_payment() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff();
+    let (user_id, _, token) = customer(&app);
+    let a = book(&app, &staff, 1, "Alpha", 1250).await;
+    receive(&app, &staff, &[(a, 10)]).await;
+    let id = place(&app, &token, &[(a, 2)]).await;
+
+    let res = card(&app, &token, id, "tok_visa").await;
+    res.expect(201);
+    assert_eq!(
+        res.header("location"),
+        Some(format!("/api/v1/orders/{id}/payments").as_str())
+    );
+    let payment = &res.body["payment"];
+    assert_eq!(payment["method"], "card");
+    assert_eq!(payment["status"], "succeeded");
+    assert_eq!(payment["amount_cents"], 2500);
+    assert_eq!(payment["order_id"], id);
+    assert_eq!(payment["created_by"], user_id);
+    assert_eq!(payment["failure_code"], Value::Null);
+    assert!(payment["provider_reference"]
+        .as_str()
+        .unwrap()
+        .starts_with("test_ch_"));
+    assert_eq!(res.body["order"]["status"], "paid");
+    assert_eq!(res.body["order"]["version"], 2);
+
+    let listed = payments_of(&app, &token, id).await;
+    assert_eq!(listed, vec![payment.clone()]);
+    assert_eq!(app.count("payments"), 1);
+    let events = app
+        .get(&format!("/api/v1/orders/{id}/events"), Some(&token))
+        .await;
+    let events = events.body.as_array().unwrap().clone();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1]["from_status"], "pending_payment");
+    assert_eq!(events[1]["to_status"], "paid");
+    assert_eq!(events[1]["actor_user_id"], user_id);
+    // Paid, not yet sold: still reserved.
+    assert_eq!(level(&app, a), (10, 2));
+
+    // Nothing is left to pay.
+    let again = card(&app, &token, id, "tok_visa").await;
+    assert_eq!(again.problem(409)["current_status"], "paid");
+    assert_eq!(app.count("payments"), 1);
+
+    // Another customer sees nothing of it.
+    let (_, _, other) = customer(&app);
+    app.get(&format!("/api/v1/orders/{id}/payments"), Some(&other))
+        .await
+        .problem(404);
+    card(&app, &other, id, "tok_visa").await.problem(404);
+    app.get(&format!("/api/v1/orders/{id}/payments"), None)
+        .await
+        .problem(401);
+}
+
+#[tokio::test]
+async fn a_declined_card_is_402_and_leaves_the_order_payable() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff();
+    let (_, _, token) = customer(&app);
+    let a = book(&app, &staff, 1, "Alpha", 1000).await;
+    receive(&app, &staff, &[(a, 10)]).await;
+    let id = place(&app, &token, &[(a, 3)]).await;
+
+    for (card_token, code) in [
+        ("tok_declined", "card_declined"),
+        ("tok_insufficient_funds", "insufficient_funds"),
+    ] {
+        let res = card(&app, &token, id, card_token).await;
+        let p = res.problem(402);
+        assert_eq!(p["code"], code);
+        assert_eq!(
+            p["type"],
+            "https://bookstore.example/problems/payment-declined"
+        );
+        assert_eq!(status_of(&app, &token, id).await, "pending_payment");
+        assert_eq!(level(&app, a), (10, 3));
+        assert_eq!(ledger_sum(&app, a), 10);
+    }
+    let listed = payments_of(&app, &token, id).await;
+    assert_eq!(listed.len(), 2);
+    for (p, code) in listed.iter().zip(["card_declined", "insufficient_funds"]) {
+        assert_eq!(p["status"], "failed");
+        assert_eq!(p["failure_code"], code);
+        assert_eq!(p["amount_cents"], 3000);
+        assert_eq!(p["provider_reference"], Value::Null);
+    }
+    // Still payable.
+    card(&app, &token, id, "tok_visa").await.expect(201);
+    assert_eq!(status_of(&app, &token, id).await, "paid");
+    assert_eq!(payments_of(&app, &token, id).await.len(), 3);
+}
+
+#[tokio::test]
+async fn bad_methods_and_tokens_are_rejected() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff();
+    let (_, _, token) = customer(&app);
+    let a = book(&app, &staff, 1, "Alpha", 1000).await;
+    receive(&app, &staff, &[(a, 10)]).await;
+    let id = place(&app, &token, &[(a, 1)]).await;
+
+    card(&app, &token, id, "tok_nonsense")
+        .await
+        .invalid_field("token");
+    pay(&app, &token, id, json!({"method": "card"}))
+        .await
+        .invalid_field("token");
+    pay(
+        &app,
+        &staff,
+        id,
+        json!({"method": "cash", "token": "tok_visa"}),
+    )
+    .await
+    .invalid_field("token");
+    pay(&app, &token, id, json!({"method": "cheque"}))
+        .await
+        .invalid_field("method");
+    pay(
+        &app,
+        &token,
+        id,
+        json!({"method": "card", "token": "tok_visa", "x": 1}),
+    )
+    .await
+    .expect(422);
+    // Cash is taken at the counter by staff.
+    pay(&app, &token, id, json!({"method": "cash"}))
+        .await
+        .problem(403);
+    assert_eq!(app.count("payments"), 0);
+    assert_eq!(status_of(&app, &token, id).await, "pending_payment");
+
+    // A bank transfer stays pending, and so does the order.
+    let res = pay(&app, &token, id, json!({"method": "bank_transfer"})).await;
+    res.expect(201);
+    assert_eq!(res.body["payment"]["status"], "pending");
+    assert_eq!(res.body["payment"]["amount_cents"], 1000);
+    assert_eq!(res.body["order"]["status"], "pending_payment");
+
+    // Staff take cash: paid at once.
+    let res = pay(&app, &staff, id, json!({"method": "cash"})).await;
+    res.expect(201);
+    assert_eq!(res.body["payment"]["status"], "succeeded");
+    assert_eq!(res.body["order"]["status"], "paid");
+    assert_eq!(app.count("payments"), 2);
+}
+
+#[tokio::test]
+async fn a_disabled_method_is_422() {
+    let app = TestApp::spawn_with(|s| s.payment_methods = vec!["card".into()]).await;
+    let staff = app.staff();
+    let (_, _, token) = customer(&app);
+    let a = book(&app, &staff, 1, "Alpha", 1000).await;
+    receive(&app, &staff, &[(a, 10)]).await;
+    let id = place(&app, &token, &[(a, 1)]).await;
+    pay(&app, &token, id, json!({"method": "bank_transfer"}))
+        .await
+        .invalid_field("method");
+    pay(&app, &staff, id, json!({"method": "cash"}))
+        .await
+        .invalid_field("method");
+    assert_eq!(app.count("payments"), 0);
+    card(&app, &token, id, "tok_visa").await.expect(201);
+}
+
+#[tokio::test]
+async fn paying_a_cancelled_order_is_409_and_records_nothing() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff();
+    let (_, _, token) = customer(&app);
+    let a = book(&app, &staff, 1, "Alpha", 1000).await;
+    receive(&app, &staff, &[(a, 10)]).await;
+    let id = place(&app, &token, &[(a, 2)]).await;
+    app.post(
+        &format!("/api/v1/orders/{id}/cancel"),
+        Some(&token),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let res = card(&app, &token, id, "tok_visa").await;
+    let p = res.problem(409);
+    assert_eq!(p["current_status"], "cancelled");
+    assert_eq!(p["allowed_actions"], json!([]));
+    pay(&app, &staff, id, json!({"method": "cash"}))
+        .await
+        .problem(409);
+    assert_eq!(app.count("payments"), 0);
+    assert_eq!(level(&app, a), (10, 0));
+}
+
+#[tokio::test]
+async fn a_retried_payment_with_one_key_pays_once() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff();
+    let (_, _, token) = customer(&app);
+    let a = book(&app, &staff, 1, "Alpha", 1000).await;
+    receive(&app, &staff, &[(a, 10)]).await;
+    let id = place(&app, &token, &[(a, 1)]).await;
+    let body = json!({"method": "card", "token": "tok_visa"});
+
+    let attempts = (0..8).map(|_| pay_with_key(&app, &token, id, "pay-1", body.clone()));
+    let results = futures_util::future::join_all(attempts).await;
+    let ok: Vec<&Res> = results.iter().filter(|r| r.status == 201).collect();
+    assert!(!ok.is_empty());
+    for r in &results {
+        // A retry racing the first request may be told it is still in progress.
+        assert!(r.status == 201 || r.status == 409, "{}", r.text);
+    }
+    for r in &ok {
+        assert_eq!(r.body, ok[0].body);
+    }
+    let replay = pay_with_key(&app, &token, id, "pay-1", body.clone()).await;
+    replay.expect(201);
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.body, ok[0].body);
+    assert_eq!(app.count("payments"), 1);
+
+    // The same key with another body, or for another order, is a reuse.
+    pay_with_key(
+        &app,
+        &token,
+        id,
+        "pay-1",
+        json!({"method": "bank_transfer"}),
+    )
+    .await
+    .invalid_field("Idempotency-Key");
+    let other = place(&app, &token, &[(a, 1)]).await;
+    pay_with_key(&app, &token, other, "pay-1", body.clone())
+        .await
+        .invalid_field("Idempotency-Key");
+    assert_eq!(app.count("payments"), 1);
+
+    // A declined attempt replays its 402 too.
+    let declined = json!({"method": "card", "token": "tok_declined"});
+    let first = pay_with_key(&app, &token, other, "pay-2", declined.clone()).await;
+    assert_eq!(first.problem(402)["code"], "card_declined");
+    let again = pay_with_key(&app, &token, other, "pay-2", declined).await;
+    assert_eq!(again.problem(402)["code"], "card_declined");
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(app.count("payments"), 2);
+}
+
+#[tokio::test]
+async fn concurrent_payments_of_one_order_succeed_once() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff();
+    let (_, _, token) = customer(&app);
+    let a = book(&app, &staff, 1, "Alpha", 1000).await;
+    receive(&app, &staff, &[(a, 10)]).await;
+    let id = place(&app, &token, &[(a, 2)]).await;
+
+    let keys: Vec<String> = (0..10).map(|i| format!("race-{i}")).collect();
+    let attempts = keys.iter().map(|key| {
+        pay_with_key(
+            &app,
+            &token,
+            id,
+            key,
+            json!({"method": "card", "token": "tok_visa"}),
+        )
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let mut statuses: Vec<u16> = results.iter().map(|r| r.status.as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [vec![201; 1], vec![409; 9]].concat());
+    let listed = payments_of(&app, &token, id).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["status"], "succeeded");
+    assert_eq!(listed[0]["amount_cents"], 2000);
+    assert_eq!(status_of(&app, &token, id).await, "paid");
+    assert_eq!(level(&app, a), (10, 2));
+}
+
+#[tokio::test]
+async fn fulfilling_a_paid_order_consumes_its_reservation() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff();
+    let (_, _, token) = customer(&app);
+    let a = book(&app, &staff, 1, "Alpha", 1000).await;
+    let b = book(&app, &staff, 2, "Beta", 500).await;
+    receive(&app, &staff, &[(a, 10), (b, 5)]).await;
+    let id = place(&app, &token, &[(a, 4), (b, 1)]).await;
+    // Another order's reservation must survive.
+    place(&app, &staff, &[(a, 3)]).await;
+    assert_eq!(level(&app, a), (10, 7));
+
+    // Not paid yet.
+    let p = fulfil(&app, &staff, id).await;
+    let p = p.problem(409);
+    assert_eq!(p["current_status"], "pending_payment");
+    assert_eq!(p["allowed_actions"], json!(["pay", "cancel"]));
+    card(&app, &token, id, "tok_visa").await.expect(201);
+    // Customers cannot fulfil.
+    fulfil(&app, &token, id).await.problem(403);
+    fulfil(&app, &staff, 999_999).await.problem(404);
+
+    let res = fulfil(&app, &staff, id).await;
+    res.expect(200);
+    assert_eq!(res.body["status"], "fulfilled");
+    assert_eq!(level(&app, a), (6, 3));
+    assert_eq!(level(&app, b), (4, 0));
+    assert_eq!(ledger_sum(&app, a), 6);
+    assert_eq!(ledger_sum(&app, b), 4);
+    let mut conn = app.conn();
+    let sales: Vec<(i64, i64, Option<String>)> = stock_movements::table
+        .filter(stock_movements::kind.eq("sale"))
+        .order(stock_movements::book_id)
+        .select((
+            stock_movements::book_id,
+            stock_movements::quantity,
+            stock_movements::reference,
+        ))
+        .load(&mut *conn)
+        .unwrap();
+    drop(conn);
+    let reference = Some(format!("order:{id}"));
+    assert_eq!(
+        sales,
+        vec![(a, -4, reference.clone()), (b, -1, reference.clone())]
+    );
+    let events = app
+        .get(&format!("/api/v1/orders/{id}/events"), Some(&token))
+        .await;
+    let last = events.body.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["from_status"], "paid");
+    assert_eq!(last["to_status"], "fulfilled");
+
+    // Once only.
+    let again = fulfil(&app, &staff, id).await;
+    assert_eq!(again.problem(409)["current_status"], "fulfilled");
+    assert_eq!(level(&app, a), (6, 3));
+}
+
+#[tokio::test]
+async fn concurrent_fulfils_consume_the_reservation_exactly_once() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff();
+    let (_, _, token) = customer(&app);
+    let a = book(&app, &staff, 1, "Alpha", 1000).await;
+    receive(&app, &staff, &[(a, 10)]).await;
+    let id = place(&app, &token, &[(a, 4)]).await;
+    place(&app, &staff, &[(a, 3)]).await;
+    card(&app, &token, id, "tok_visa").await.expect(201);
+
+    let attempts = (0..16).map(|_| fulfil(&app, &staff, id));
+    let results = futures_util::future::join_all(attempts).await;
+    let mut statuses: Vec<u16> = results.iter().map(|r| r.status.as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [vec![200; 1], vec![409; 15]].concat());
+    for res in results.iter().filter(|r| r.status == 409) {
+        assert_eq!(res.problem(409)["current_status"], "fulfilled");
+    }
+    assert_eq!(level(&app, a), (6, 3));
+    assert_eq!(ledger_sum(&app, a), 6);
+    let mut conn = app.conn();
+    let sales: i64 = stock_movements::table
+        .filter(stock_movements::kind.eq("sale"))
+        .count()
+        .get_result(&mut *conn)
+        .unwrap();
+    assert_eq!(sales, 1);
+}
