@@ -9,78 +9,13 @@ mod common;
 use common::*;
 
 mod catalog_support;
-use catalog_support::*;
 
-use bookstore::auth::Role;
-use bookstore::db::schema::{stock_levels, stock_movements, users};
-use bookstore::db::DbConn;
+mod orders_support;
+use orders_support::*;
+
+use bookstore::db::schema::stock_movements;
 use diesel::prelude::*;
 use serde_json::Value;
-
-/// (on_hand, reserved) of a book.
-fn level(app: &TestApp, book_id: i64) -> (i64, i64) {
-    let mut conn = app.conn();
-    stock_levels::table
-        .find(book_id)
-        .select((stock_levels::on_hand, stock_levels::reserved))
-        .first(&mut *conn)
-        .expect("level")
-}
-
-fn ledger_sum(app: &TestApp, book_id: i64) -> i64 {
-    #[derive(QueryableByName)]
-    struct Sum {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = app.conn();
-    diesel::sql_query(
-        "SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT) AS n FROM stock_movements \
-         WHERE book_id = $1",
-    )
-    .bind::<diesel::sql_types::BigInt, _>(book_id)
-    .get_result::<Sum>(&mut *conn as &mut DbConn)
-    .expect("sum")
-    .n
-}
-
-/// A customer account: (user id, customer id, token).
-fn customer(app: &TestApp) -> (i64, i64, String) {
-    let (id, token) = app.user(Role::Customer);
-    let mut conn = app.conn();
-    let customer_id: Option<i64> = users::table
-        .find(id)
-        .select(users::customer_id)
-        .first(&mut *conn)
-        .expect("user");
-    (id, customer_id.expect("customer record"), token)
-}
-
-async fn book(app: &TestApp, token: &str, n: u64, title: &str, price: i64) -> i64 {
-    create_book_id(
-        app,
-        token,
-        with(
-            &book_body(&isbn13(n), title),
-            json!({ "list_price_cents": price }),
-        ),
-    )
-    .await
-}
-
-async fn receive(app: &TestApp, token: &str, lines: &[(i64, i64)]) {
-    let lines: Vec<Value> = lines
-        .iter()
-        .map(|(b, q)| json!({"book_id": b, "quantity": q, "unit_cost_cents": 500}))
-        .collect();
-    app.post(
-        "/api/v1/inventory/receipts",
-        Some(token),
-        json!({ "lines": lines }),
-    )
-    .await
-    .expect(201);
-}
 
 /// Places an order of `pairs` as `token`; returns its id.
 async fn place(app: &TestApp, token: &str, pairs: &[(i64, i64)]) -> i64 {

@@ -9,7 +9,7 @@
 use crate::db::schema::idempotency_keys;
 use crate::db::{now, write_transaction, DbConn};
 use crate::error::ApiError;
-use actix_web::HttpRequest;
+use actix_web::{HttpRequest, ResponseError};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::Value;
@@ -138,6 +138,55 @@ pub fn begin(conn: &mut DbConn, scope: &str, key: &str, hash: &str) -> Result<Be
     Err(ApiError::Unavailable(
         "the Idempotency-Key kept changing hands".into(),
     ))
+}
+
+/// What a request carrying a key came to.
+pub enum Outcome<T> {
+    /// This request ran; `T` is its (201) result.
+    Fresh(Box<T>),
+    /// An earlier request with the key finished: answer with its status and body.
+    Replayed { status: u16, body: String },
+}
+
+/// The callback through which keyed work stores its successful result, inside the work's own
+/// transaction, so that the stored answer commits together with the effect.
+pub type StoreResult<'a, T> = dyn FnMut(&mut DbConn, &T) -> Result<(), ApiError> + 'a;
+
+/// Runs `work` at most once for `key` (the whole protocol of this module): claims the key, runs
+/// the work, and keeps its outcome for replays — a success (stored as 201) through the callback
+/// the work gets, a 4xx right after; a 5xx releases the key so that a retry runs afresh.
+pub fn run_once<T: serde::Serialize>(
+    conn: &mut DbConn,
+    scope: &str,
+    key: &str,
+    hash: &str,
+    work: impl FnOnce(&mut DbConn, &mut StoreResult<'_, T>) -> Result<T, ApiError>,
+) -> Result<Outcome<T>, ApiError> {
+    let key_id = match begin(conn, scope, key, hash)? {
+        Begin::Replay { status, body } => return Ok(Outcome::Replayed { status, body }),
+        Begin::Proceed(id) => id,
+    };
+    let result = work(conn, &mut |conn, value| {
+        let body = serde_json::to_string(value).map_err(ApiError::internal)?;
+        complete(conn, key_id, 201, &body)
+    });
+    match result {
+        Ok(value) => Ok(Outcome::Fresh(Box::new(value))),
+        Err(err) if err.status_code().is_server_error() => {
+            if let Err(e) = abandon(conn, key_id) {
+                log::error!("cannot release Idempotency-Key row {key_id}: {e}");
+            }
+            Err(err)
+        }
+        Err(err) => {
+            let body = serde_json::to_string(&err.to_problem()).map_err(ApiError::internal)?;
+            if let Err(e) = complete(conn, key_id, err.status_code().as_u16(), &body) {
+                log::error!("cannot store the outcome of Idempotency-Key row {key_id}: {e}");
+                let _ = abandon(conn, key_id);
+            }
+            Err(err)
+        }
+    }
 }
 
 /// Stores the outcome of the request that owns key row `id`.

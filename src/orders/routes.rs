@@ -6,7 +6,7 @@ use crate::db;
 use crate::error::{ApiError, Problem, Shortage, PROBLEM_JSON};
 use crate::http::extract::parse_json;
 use crate::http::{ApiJson, ApiQuery, Page};
-use crate::orders::idempotency::{self, Begin};
+use crate::orders::idempotency::{self, Outcome};
 use crate::orders::model::*;
 use crate::orders::payments::{
     self, NewPayment, PayContext, PaymentMethod, PaymentResult, PaymentStatus, PaymentView,
@@ -14,7 +14,7 @@ use crate::orders::payments::{
 use crate::orders::service;
 use crate::orders::state::{OrderAction, OrderStatus};
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::OpenApi;
 use validator::Validate;
 
@@ -69,11 +69,6 @@ fn replay(status: u16, body: String) -> HttpResponse {
     builder.body(body)
 }
 
-enum Created {
-    Fresh(Box<OrderView>),
-    Replayed(u16, String),
-}
-
 /// Place an order. Every line's book must exist and be for sale; stock for all lines is
 /// reserved in one transaction, or nothing is (409 listing every short book). A customer orders
 /// for themselves; staff for a customer (`customer_id`) or a walk-in shopper (none). With an
@@ -111,38 +106,16 @@ pub async fn create_order(
     let scope = format!("user:{}", user.id);
     let hash = idempotency::request_hash(&input)?;
     let outcome = db::run(&state.pool, move |conn| {
-        let key_id = match idempotency::begin(conn, &scope, &key, &hash)? {
-            Begin::Replay { status, body } => return Ok(Created::Replayed(status, body)),
-            Begin::Proceed(id) => id,
-        };
-        let result = service::create_order(conn, &user, &input, &currency, ttl, |conn, order| {
-            let body = serde_json::to_string(order).map_err(ApiError::internal)?;
-            idempotency::complete(conn, key_id, 201, &body)
-        });
-        match result {
-            Ok(order) => Ok(Created::Fresh(Box::new(order))),
-            Err(err) if err.status_code().is_server_error() => {
-                if let Err(e) = idempotency::abandon(conn, key_id) {
-                    log::error!("cannot release Idempotency-Key row {key_id}: {e}");
-                }
-                Err(err)
-            }
-            Err(err) => {
-                let body = serde_json::to_string(&err.to_problem()).map_err(ApiError::internal)?;
-                if let Err(e) =
-                    idempotency::complete(conn, key_id, err.status_code().as_u16(), &body)
-                {
-                    log::error!("cannot store the outcome of Idempotency-Key row {key_id}: {e}");
-                    let _ = idempotency::abandon(conn, key_id);
-                }
-                Err(err)
-            }
-        }
+        idempotency::run_once(conn, &scope, &key, &hash, |conn, store| {
+            service::create_order(conn, &user, &input, &currency, ttl, |c, order| {
+                store(c, order)
+            })
+        })
     })
     .await?;
     Ok(match outcome {
-        Created::Fresh(order) => created(&order),
-        Created::Replayed(status, body) => replay(status, body),
+        Outcome::Fresh(order) => created(&order),
+        Outcome::Replayed { status, body } => replay(status, body),
     })
 }
 
@@ -272,11 +245,6 @@ fn payments_location(id: i64) -> String {
     format!("/api/v1/orders/{id}/payments")
 }
 
-enum Paid {
-    Fresh(Box<PaymentResult>),
-    Replayed(u16, String),
-}
-
 /// Pay an order's outstanding total. `card` charges the token through the payment provider and
 /// moves the order to `paid`; a decline is 402 with the provider's `code` (`card_declined`,
 /// `insufficient_funds`), recorded as a `failed` payment, the order left payable. `cash` is for
@@ -336,38 +304,12 @@ pub async fn pay_order(
         return Ok(created(&result));
     };
     let outcome = db::run(&state.pool, move |conn| {
-        let key_id = match idempotency::begin(conn, &scope, &key, &hash)? {
-            Begin::Replay { status, body } => return Ok(Paid::Replayed(status, body)),
-            Begin::Proceed(id) => id,
-        };
-        let result = pay(conn, &mut |conn, result| {
-            let body = serde_json::to_string(result).map_err(ApiError::internal)?;
-            idempotency::complete(conn, key_id, 201, &body)
-        });
-        match result {
-            Ok(result) => Ok(Paid::Fresh(Box::new(result))),
-            Err(err) if err.status_code().is_server_error() => {
-                if let Err(e) = idempotency::abandon(conn, key_id) {
-                    log::error!("cannot release Idempotency-Key row {key_id}: {e}");
-                }
-                Err(err)
-            }
-            Err(err) => {
-                let body = serde_json::to_string(&err.to_problem()).map_err(ApiError::internal)?;
-                if let Err(e) =
-                    idempotency::complete(conn, key_id, err.status_code().as_u16(), &body)
-                {
-                    log::error!("cannot store the outcome of Idempotency-Key row {key_id}: {e}");
-                    let _ = idempotency::abandon(conn, key_id);
-                }
-                Err(err)
-            }
-        }
+        idempotency::run_once(conn, &scope, &key, &hash, |conn, store| pay(conn, store))
     })
     .await?;
     Ok(match outcome {
-        Paid::Fresh(result) => created(&result),
-        Paid::Replayed(status, body) => {
+        Outcome::Fresh(result) => created(&result),
+        Outcome::Replayed { status, body } => {
             let mut res = replay(status, body);
             if status == 201 {
                 res.headers_mut().insert(
