@@ -34,8 +34,19 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Connects, migrates and assembles the state.
+    /// Connects, migrates and assembles the state, with the built-in test payment provider.
     pub fn init(settings: Settings) -> Result<web::Data<AppState>, String> {
+        AppState::init_with_provider(
+            settings,
+            std::sync::Arc::new(crate::orders::payments::TestProvider),
+        )
+    }
+
+    /// As [`AppState::init`], with another payment provider.
+    pub fn init_with_provider(
+        settings: Settings,
+        payment_provider: std::sync::Arc<dyn crate::orders::payments::PaymentProvider>,
+    ) -> Result<web::Data<AppState>, String> {
         let pool = db::build_pool(&settings.database_url, settings.pool_size)?;
         let mut conn = pool
             .get()
@@ -53,7 +64,7 @@ impl AppState {
                 settings.login_max_failures_per_ip,
                 settings.login_window,
             ),
-            payment_provider: std::sync::Arc::new(crate::orders::payments::TestProvider),
+            payment_provider,
             pool,
             settings,
         }))
@@ -209,5 +220,6 @@ pub fn start(listener: TcpListener, state: web::Data<AppState>) -> std::io::Resu
         .worker_max_blocking_threads(blocking_threads)
         .shutdown_timeout(Duration::from_secs(30).as_secs())
         .listen(listener)?;
+    crate::maintenance::spawn(state);
     Ok(server.run())
 }

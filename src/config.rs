@@ -59,6 +59,13 @@ pub struct Settings {
     pub order_ttl: Duration,
     /// Payment methods accepted (`card`, `cash`, `bank_transfer`).
     pub payment_methods: Vec<String>,
+    /// How long an order with a pending bank transfer keeps its stock before it expires.
+    pub bank_transfer_ttl: Duration,
+    /// How long after fulfilment a customer may request a return (staff: any time).
+    pub return_window: Duration,
+    /// How often the maintenance task expires unpaid orders and retries refunds; zero disables
+    /// it (another replica must then run it).
+    pub sweep_interval: Duration,
 }
 
 /// Every payment method the API knows; `BOOKSTORE_PAYMENT_METHODS` enables a subset.
@@ -246,6 +253,21 @@ impl Settings {
                 1800,
                 1..=7 * 86_400,
             )?),
+            bank_transfer_ttl: Duration::from_secs(parse_num(
+                &get,
+                "BOOKSTORE_BANK_TRANSFER_TTL_SECS",
+                7 * 86_400,
+                60..=60 * 86_400,
+            )?),
+            return_window: Duration::from_secs(
+                parse_num(&get, "BOOKSTORE_RETURN_WINDOW_DAYS", 30, 0..=365)? * 86_400,
+            ),
+            sweep_interval: Duration::from_secs(parse_num(
+                &get,
+                "BOOKSTORE_SWEEP_INTERVAL_SECS",
+                10,
+                0..=3600,
+            )?),
             database_url,
         })
     }
@@ -276,6 +298,9 @@ impl Settings {
             import_limit_bytes: 32 << 20,
             order_ttl: Duration::from_secs(1800),
             payment_methods: PAYMENT_METHODS.iter().map(|m| (*m).to_owned()).collect(),
+            bank_transfer_ttl: Duration::from_secs(7 * 86_400),
+            return_window: Duration::from_secs(30 * 86_400),
+            sweep_interval: Duration::from_secs(10),
         }
     }
 }

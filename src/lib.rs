@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod inventory;
+pub mod maintenance;
 pub mod ops;
 pub mod orders;
 

@@ -97,9 +97,9 @@ async fn an_order_reserves_stock_and_snapshots_its_lines() {
         order["lines"],
         json!([
             {"book_id": b, "title": "Beta", "isbn": isbn13(2), "unit_price_cents": 999,
-             "quantity": 3, "line_total_cents": 2997},
+             "quantity": 3, "line_total_cents": 2997, "returned_quantity": 0},
             {"book_id": a, "title": "Alpha", "isbn": isbn13(1), "unit_price_cents": 1250,
-             "quantity": 2, "line_total_cents": 2500},
+             "quantity": 2, "line_total_cents": 2500, "returned_quantity": 0},
         ])
     );
     // Invariant 3: totals are the sum of the lines.
@@ -571,18 +571,23 @@ async fn an_illegal_transition_names_the_state_and_the_allowed_actions() {
         .body["id"]
         .as_i64()
         .unwrap();
-    // Paid orders cannot be cancelled until refunds exist.
-    set_status(&app, id, "paid");
+    // A fulfilled order cannot be cancelled (only returned); a paid one only by staff.
+    set_status(&app, id, "fulfilled");
     let res = cancel(&app, &staff, id).await;
     let p = res.problem(409);
     assert_eq!(
         p["type"],
         "https://bookstore.example/problems/illegal-transition"
     );
-    assert_eq!(p["current_status"], "paid");
-    assert_eq!(p["allowed_actions"], json!(["fulfil"]));
-    assert!(p["detail"].as_str().unwrap().contains("paid"));
+    assert_eq!(p["current_status"], "fulfilled");
+    assert_eq!(
+        p["allowed_actions"],
+        json!(["complete", "return_part", "return_all"])
+    );
+    assert!(p["detail"].as_str().unwrap().contains("fulfilled"));
+    set_status(&app, id, "paid");
     let p = cancel(&app, &token, id).await;
+    assert_eq!(p.problem(409)["current_status"], "paid");
     assert_eq!(p.problem(409)["allowed_actions"], json!([]));
     assert_eq!(level(&app, a), (10, 1), "nothing released");
 

@@ -163,6 +163,7 @@ diesel::table! {
         quantity -> BigInt,
         line_total_cents -> BigInt,
         position -> Integer,
+        returned_quantity -> BigInt,
     }
 }
 
@@ -204,6 +205,54 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    returns (id) {
+        id -> BigInt,
+        order_id -> BigInt,
+        status -> Text,
+        restock -> Bool,
+        reason -> Text,
+        refund_cents -> BigInt,
+        requested_by -> BigInt,
+        decided_by -> Nullable<BigInt>,
+        decision_note -> Nullable<Text>,
+        created_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    return_lines (id) {
+        id -> BigInt,
+        return_id -> BigInt,
+        order_line_id -> BigInt,
+        book_id -> BigInt,
+        quantity -> BigInt,
+        refund_cents -> BigInt,
+    }
+}
+
+diesel::table! {
+    refunds (id) {
+        id -> BigInt,
+        order_id -> BigInt,
+        payment_id -> Nullable<BigInt>,
+        return_id -> Nullable<BigInt>,
+        method -> Text,
+        charge_reference -> Nullable<Text>,
+        amount_cents -> BigInt,
+        status -> Text,
+        provider_reference -> Nullable<Text>,
+        failure_code -> Nullable<Text>,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        reason -> Text,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> customers (customer_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(book_authors -> books (book_id));
@@ -219,6 +268,10 @@ diesel::joinable!(order_lines -> orders (order_id));
 diesel::joinable!(order_lines -> books (book_id));
 diesel::joinable!(order_events -> orders (order_id));
 diesel::joinable!(payments -> orders (order_id));
+diesel::joinable!(returns -> orders (order_id));
+diesel::joinable!(return_lines -> returns (return_id));
+diesel::joinable!(return_lines -> order_lines (order_line_id));
+diesel::joinable!(refunds -> orders (order_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     customers,
@@ -237,4 +290,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     order_events,
     idempotency_keys,
     payments,
+    returns,
+    return_lines,
+    refunds,
 );

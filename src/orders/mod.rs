@@ -1,9 +1,13 @@
 //! Orders: placing an order (reserving its stock), reading and listing orders, their status
-//! history, cancellation, the order state machine and `Idempotency-Key` handling.
+//! history, payments, cancellation and expiry, fulfilment, returns and refunds, the order state
+//! machine and `Idempotency-Key` handling.
 
+pub mod expiry;
 pub mod idempotency;
 pub mod model;
 pub mod payments;
+pub mod refunds;
+pub mod returns;
 pub mod routes;
 pub mod service;
 pub mod state;

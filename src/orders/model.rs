@@ -62,6 +62,15 @@ pub struct NewOrder {
     pub shipping_address: Option<ShippingAddress>,
     #[validate(length(max = 2000))]
     pub notes: Option<String>,
+    /// Staff only, a counter sale: take the payment with the order, in the same transaction.
+    /// Only `{"method": "cash"}`; other methods go through `POST /orders/{id}/payments`.
+    #[validate(nested)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment: Option<crate::orders::payments::NewPayment>,
+    /// Staff only, with `payment`: hand the books over at once, so the order is created
+    /// `fulfilled` (its stock consumed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fulfil: bool,
 }
 
 /// Body of `POST /orders/{id}/cancel` (optional).
@@ -104,6 +113,7 @@ pub struct OrderLineRow {
     pub quantity: i64,
     pub line_total_cents: i64,
     pub position: i32,
+    pub returned_quantity: i64,
 }
 
 /// A row of `order_events`.
@@ -131,6 +141,8 @@ pub struct OrderLineView {
     pub quantity: i64,
     /// `unit_price_cents * quantity`.
     pub line_total_cents: i64,
+    /// Copies that have come back through returns.
+    pub returned_quantity: i64,
 }
 
 impl From<OrderLineRow> for OrderLineView {
@@ -142,6 +154,7 @@ impl From<OrderLineRow> for OrderLineView {
             unit_price_cents: row.unit_price_cents,
             quantity: row.quantity,
             line_total_cents: row.line_total_cents,
+            returned_quantity: row.returned_quantity,
         }
     }
 }

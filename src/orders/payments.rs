@@ -1,21 +1,25 @@
 //! Payments of orders: the [`PaymentProvider`] seam (with the built-in [`TestProvider`]), the
-//! payment rows and the rules of `POST /orders/{id}/payments`.
+//! payment rows and the rules of `POST /orders/{id}/payments` and of bank transfer confirmation.
 //!
 //! A card is charged through the provider *outside* any database transaction (no network inside
 //! a transaction); then one write transaction records the payment and moves the order
 //! `pending_payment → paid` through the state machine with a conditional update. If the order
 //! stopped being payable meanwhile (cancelled, or paid by a concurrent request) nothing is
-//! recorded, the charge is refunded and the answer is the state machine's 409. A decline records
-//! a `failed` payment and answers 402 with the provider's code; the order and stock are
-//! untouched. `cash` (staff only) succeeds at once; `bank_transfer` records a `pending` payment
-//! and leaves the order `pending_payment` (staff confirmation of transfers is not built yet).
+//! recorded, the charge is refunded (through a refund row, so the refund task retries it if the
+//! provider cannot be reached) and the answer is the state machine's 409. A decline records a
+//! `failed` payment and answers 402 with the provider's code; the order and stock are untouched.
+//! `cash` (staff only) succeeds at once. `bank_transfer` records a `pending` payment, leaves the
+//! order `pending_payment` and extends its expiry to the transfer window; staff then confirm it
+//! (the order becomes `paid`) or reject it (the order is payable again). While a transfer is
+//! pending the order takes no other payment.
 
 use crate::auth::model::utc;
 use crate::auth::AuthUser;
-use crate::db::schema::payments;
+use crate::db::schema::{orders, payments};
 use crate::db::{now, write_transaction, DbConn};
 use crate::error::ApiError;
 use crate::orders::model::{OrderRow, OrderView};
+use crate::orders::refunds;
 use crate::orders::service::{transition, view, visible_order};
 use crate::orders::state::{self, OrderAction, OrderStatus};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -36,8 +40,10 @@ pub struct ProviderCharge {
 pub enum Decline {
     /// The card was declined: `code` such as `card_declined` or `insufficient_funds`.
     Declined { code: String, message: String },
-    /// The token is not one the provider knows.
+    /// The token (or, for a refund, the charge) is not one the provider knows.
     InvalidToken,
+    /// The provider could not be reached or failed on its side: worth retrying later.
+    Unavailable(String),
 }
 
 /// A card payment processor: authorize and capture in one step, and refund.
@@ -48,8 +54,15 @@ pub trait PaymentProvider: Send + Sync {
         currency: &str,
         token: &str,
     ) -> Result<ProviderCharge, Decline>;
-    /// Refunds `amount_cents` of the charge `reference`; returns the refund's reference.
-    fn refund(&self, reference: &str, amount_cents: i64) -> Result<String, Decline>;
+    /// Refunds `amount_cents` of the charge `reference`; returns the refund's reference. The
+    /// provider must treat calls with the same `idempotency_key` as one refund, since a refund is
+    /// retried when its outcome was not recorded.
+    fn refund(
+        &self,
+        reference: &str,
+        amount_cents: i64,
+        idempotency_key: &str,
+    ) -> Result<String, Decline>;
 }
 
 /// The built-in provider for development and tests: `tok_visa` succeeds, `tok_declined` and
@@ -80,7 +93,12 @@ impl PaymentProvider for TestProvider {
         }
     }
 
-    fn refund(&self, reference: &str, _amount_cents: i64) -> Result<String, Decline> {
+    fn refund(
+        &self,
+        reference: &str,
+        _amount_cents: i64,
+        _idempotency_key: &str,
+    ) -> Result<String, Decline> {
         if reference.starts_with("test_ch_") {
             Ok(format!("test_re_{}", uuid::Uuid::new_v4().simple()))
         } else {
@@ -233,6 +251,8 @@ pub struct PayContext<'a> {
     pub provider: &'a dyn PaymentProvider,
     /// Enabled methods (from `BOOKSTORE_PAYMENT_METHODS`).
     pub methods: &'a [String],
+    /// How long an order with a pending bank transfer stays reserved.
+    pub bank_transfer_ttl: std::time::Duration,
 }
 
 /// The order's total minus its succeeded payments.
@@ -251,6 +271,19 @@ fn payable(conn: &mut DbConn, user: &AuthUser, row: &OrderRow) -> Result<i64, Ap
     let status = OrderStatus::parse(&row.status)
         .ok_or_else(|| ApiError::internal(format!("order {} status {}", row.id, row.status)))?;
     state::next(status, OrderAction::Pay, user.is_staff())?;
+    let pending: Option<(i64, i64)> = payments::table
+        .filter(payments::order_id.eq(row.id))
+        .filter(payments::status.eq(PaymentStatus::Pending.as_str()))
+        .select((payments::id, payments::amount_cents))
+        .first(conn)
+        .optional()?;
+    if let Some((payment_id, amount)) = pending {
+        return Err(ApiError::Conflict(format!(
+            "order {} has a bank transfer of {amount} cents awaiting confirmation (payment \
+             {payment_id}); staff confirm or reject it first",
+            row.id
+        )));
+    }
     let due = outstanding(conn, row)?;
     if due <= 0 {
         return Err(ApiError::Conflict(format!(
@@ -261,15 +294,15 @@ fn payable(conn: &mut DbConn, user: &AuthUser, row: &OrderRow) -> Result<i64, Ap
     Ok(due)
 }
 
-struct Record<'a> {
-    method: PaymentMethod,
-    amount_cents: i64,
-    status: PaymentStatus,
-    provider_reference: Option<&'a str>,
-    failure_code: Option<&'a str>,
+pub(crate) struct Record<'a> {
+    pub method: PaymentMethod,
+    pub amount_cents: i64,
+    pub status: PaymentStatus,
+    pub provider_reference: Option<&'a str>,
+    pub failure_code: Option<&'a str>,
 }
 
-fn insert(
+pub(crate) fn insert(
     conn: &mut DbConn,
     user: &AuthUser,
     order_id: i64,
@@ -344,6 +377,11 @@ pub fn pay_order(
                 Err(Decline::InvalidToken) => {
                     return Err(ApiError::invalid("token", "is not a valid card token"))
                 }
+                Err(Decline::Unavailable(why)) => {
+                    return Err(ApiError::Unavailable(format!(
+                        "payment provider unavailable for order {id}: {why}"
+                    )))
+                }
                 Err(Decline::Declined { code, message }) => {
                     write_transaction(conn, |conn| {
                         insert(
@@ -372,7 +410,13 @@ pub fn pay_order(
                         "the order's outstanding amount changed meanwhile; retry".into(),
                     ));
                 }
-                let updated = transition(conn, &row, OrderAction::Pay, user, Some("paid by card"))?;
+                let updated = transition(
+                    conn,
+                    &row,
+                    OrderAction::Pay,
+                    user.into(),
+                    Some("paid by card"),
+                )?;
                 let payment = insert(
                     conn,
                     user,
@@ -393,12 +437,14 @@ pub fn pay_order(
                 Ok(result)
             });
             if recorded.is_err() {
-                // Nothing was recorded: give the money back.
-                if let Err(e) = ctx.provider.refund(&charge.reference, due) {
-                    log::error!(
-                        "cannot refund charge {} of order {id} after a failed record: {e:?}",
+                // Nothing was recorded: give the money back, through a refund row so that the
+                // refund task keeps trying if the provider cannot be reached now.
+                match refunds::plan_orphan_charge(conn, id, &charge.reference, due, user.id) {
+                    Ok(row) => refunds::carry_out_planned(conn, ctx.provider, &[row]),
+                    Err(e) => log::error!(
+                        "cannot record the refund of charge {} ({due} cents) of order {id}: {e}",
                         charge.reference
-                    );
+                    ),
                 }
             }
             recorded
@@ -406,7 +452,13 @@ pub fn pay_order(
         PaymentMethod::Cash => write_transaction(conn, |conn| {
             let row = visible_order(conn, user, id)?;
             let due = payable(conn, user, &row)?;
-            let updated = transition(conn, &row, OrderAction::Pay, user, Some("paid in cash"))?;
+            let updated = transition(
+                conn,
+                &row,
+                OrderAction::Pay,
+                user.into(),
+                Some("paid in cash"),
+            )?;
             let payment = insert(
                 conn,
                 user,
@@ -429,6 +481,9 @@ pub fn pay_order(
         PaymentMethod::BankTransfer => write_transaction(conn, |conn| {
             let row = visible_order(conn, user, id)?;
             let due = payable(conn, user, &row)?;
+            let window =
+                chrono::Duration::from_std(ctx.bank_transfer_ttl).map_err(ApiError::internal)?;
+            let row = extend_expiry(conn, &row, now() + window)?;
             let payment = insert(
                 conn,
                 user,
@@ -449,6 +504,140 @@ pub fn pay_order(
             Ok(result)
         }),
     }
+}
+
+/// Moves an unpaid order's expiry to `until` (a conditional update on its status and version, so
+/// a concurrent change makes this a 409 rather than a lost update). Returns the updated row.
+fn extend_expiry(
+    conn: &mut DbConn,
+    row: &OrderRow,
+    until: NaiveDateTime,
+) -> Result<OrderRow, ApiError> {
+    diesel::update(
+        orders::table
+            .filter(orders::id.eq(row.id))
+            .filter(orders::status.eq(OrderStatus::PendingPayment.as_str()))
+            .filter(orders::version.eq(row.version)),
+    )
+    .set((
+        orders::expires_at.eq(until),
+        orders::version.eq(orders::version + 1),
+        orders::updated_at.eq(now()),
+    ))
+    .returning(orders::all_columns)
+    .get_result(conn)
+    .optional()?
+    .ok_or_else(|| ApiError::Conflict("the order changed meanwhile; retry".into()))
+}
+
+/// The pending bank transfer `payment_id` of order `order_id`, or 404/409.
+fn pending_transfer(
+    conn: &mut DbConn,
+    order_id: i64,
+    payment_id: i64,
+) -> Result<PaymentRow, ApiError> {
+    let payment: PaymentRow = payments::table
+        .filter(payments::id.eq(payment_id))
+        .filter(payments::order_id.eq(order_id))
+        .select(PaymentRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("order {order_id} has no payment {payment_id}"))
+        })?;
+    if payment.method != PaymentMethod::BankTransfer.as_str()
+        || payment.status != PaymentStatus::Pending.as_str()
+    {
+        return Err(ApiError::Conflict(format!(
+            "payment {payment_id} is a {} {} payment, not a pending bank transfer",
+            payment.status, payment.method
+        )));
+    }
+    Ok(payment)
+}
+
+/// Settles pending payment `payment_id` as `to` (with `failure_code`), conditionally on it still
+/// being pending: of racing confirmations, rejections and expiries exactly one settles it.
+pub(crate) fn settle_pending(
+    conn: &mut DbConn,
+    payment_id: i64,
+    to: PaymentStatus,
+    failure_code: Option<&str>,
+) -> Result<Option<PaymentRow>, ApiError> {
+    Ok(diesel::update(
+        payments::table
+            .filter(payments::id.eq(payment_id))
+            .filter(payments::status.eq(PaymentStatus::Pending.as_str())),
+    )
+    .set((
+        payments::status.eq(to.as_str()),
+        payments::failure_code.eq(failure_code),
+    ))
+    .returning(payments::all_columns)
+    .get_result(conn)
+    .optional()?)
+}
+
+/// Staff confirm that bank transfer `payment_id` arrived: in one transaction the order becomes
+/// `paid` (its row first, the lock order every writer of orders follows) and the payment
+/// `succeeded`. A transfer already settled, or an order no longer payable, is 409.
+pub fn confirm_transfer(
+    conn: &mut DbConn,
+    user: &AuthUser,
+    order_id: i64,
+    payment_id: i64,
+) -> Result<PaymentResult, ApiError> {
+    write_transaction(conn, |conn| {
+        let row = visible_order(conn, user, order_id)?;
+        pending_transfer(conn, order_id, payment_id)?;
+        let updated = transition(
+            conn,
+            &row,
+            OrderAction::Pay,
+            user.into(),
+            Some("bank transfer confirmed"),
+        )?;
+        let payment = settle_pending(conn, payment_id, PaymentStatus::Succeeded, None)?
+            .ok_or_else(|| {
+                ApiError::Conflict(format!("payment {payment_id} was settled meanwhile"))
+            })?;
+        Ok(PaymentResult {
+            payment: PaymentView::from_row(payment)?,
+            order: view(conn, updated)?,
+        })
+    })
+}
+
+/// Staff reject bank transfer `payment_id` (it never arrived): the payment becomes `failed`
+/// (`transfer_rejected`) and the order, still `pending_payment`, is payable again with a fresh
+/// expiry of `order_ttl`.
+pub fn reject_transfer(
+    conn: &mut DbConn,
+    user: &AuthUser,
+    order_id: i64,
+    payment_id: i64,
+    order_ttl: std::time::Duration,
+) -> Result<PaymentResult, ApiError> {
+    let ttl = chrono::Duration::from_std(order_ttl).map_err(ApiError::internal)?;
+    write_transaction(conn, |conn| {
+        let row = visible_order(conn, user, order_id)?;
+        pending_transfer(conn, order_id, payment_id)?;
+        let status = OrderStatus::parse(&row.status)
+            .ok_or_else(|| ApiError::internal(format!("order {} status {}", row.id, row.status)))?;
+        state::next(status, OrderAction::Pay, true)?;
+        let updated = extend_expiry(conn, &row, now() + ttl)?;
+        let payment = settle_pending(
+            conn,
+            payment_id,
+            PaymentStatus::Failed,
+            Some("transfer_rejected"),
+        )?
+        .ok_or_else(|| ApiError::Conflict(format!("payment {payment_id} was settled meanwhile")))?;
+        Ok(PaymentResult {
+            payment: PaymentView::from_row(payment)?,
+            order: view(conn, updated)?,
+        })
+    })
 }
 
 /// An order's payments, oldest first (same visibility as the order).
@@ -475,7 +664,11 @@ mod tests {
         let p = TestProvider;
         let ok = p.charge(100, "USD", "tok_visa").unwrap();
         assert!(ok.reference.starts_with("test_ch_"));
-        assert!(p.refund(&ok.reference, 100).is_ok());
+        assert!(p.refund(&ok.reference, 100, "refund:1").is_ok());
+        assert_eq!(
+            p.refund("ch_other", 100, "refund:2"),
+            Err(Decline::InvalidToken)
+        );
         let code = |t| match p.charge(100, "USD", t) {
             Err(Decline::Declined { code, .. }) => code,
             other => panic!("{other:?}"),

@@ -1,5 +1,6 @@
-//! Order rules and queries: placing an order (validate, reserve, snapshot), reading and listing
-//! with the visibility rules, the status history and cancellation. No HTTP types here.
+//! Order rules and queries: placing an order (validate, reserve, snapshot; a counter sale also
+//! pays and fulfils), reading and listing with the visibility rules, the status history,
+//! cancellation (refunding a paid order) and fulfilment. No HTTP types here.
 
 use crate::auth::AuthUser;
 use crate::db::schema::{books, customers, order_events, order_lines, orders};
@@ -9,11 +10,47 @@ use crate::http::{Page, PageParams};
 use crate::inventory::service::time_bound;
 use crate::inventory::stock::{self, Reservation};
 use crate::orders::model::*;
+use crate::orders::payments::{self, PaymentMethod, PaymentProvider, PaymentStatus};
+use crate::orders::refunds::{self, RefundRow};
 use crate::orders::state::{self, OrderAction, OrderStatus};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
+
+/// Who changes an order: a user, or the system (the expiry task).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Actor {
+    pub user_id: Option<i64>,
+    pub is_staff: bool,
+}
+
+impl Actor {
+    pub const SYSTEM: Actor = Actor {
+        user_id: None,
+        is_staff: true,
+    };
+}
+
+impl From<&AuthUser> for Actor {
+    fn from(user: &AuthUser) -> Self {
+        Actor {
+            user_id: Some(user.id),
+            is_staff: user.is_staff(),
+        }
+    }
+}
+
+/// What placing an order needs from the application's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderContext<'a> {
+    /// The store currency (ISO 4217).
+    pub currency: &'a str,
+    /// How long an unpaid order keeps its stock reserved.
+    pub ttl: Duration,
+    /// Enabled payment methods (a counter sale needs `cash`).
+    pub payment_methods: &'a [String],
+}
 
 fn not_found(id: i64) -> ApiError {
     ApiError::NotFound(format!("order {id} does not exist"))
@@ -39,17 +76,21 @@ fn resolve_customer(user: &AuthUser, requested: Option<i64>) -> Result<Option<i6
 /// Places an order: checks every line, then in one write transaction reserves stock for all lines
 /// (in book-id order, so concurrent orders cannot deadlock), snapshots the books into the lines
 /// and records the order and its first event. If any line is short nothing is reserved and the
-/// answer is a 409 listing every short line. `after` runs inside the same transaction with the
-/// created order (the idempotency record is stored there).
+/// answer is a 409 listing every short line. A counter sale (staff, `payment: {method: cash}`,
+/// optionally `fulfil: true`) is also paid, and fulfilled, in that same transaction. `after`
+/// runs inside the same transaction with the created order (the idempotency record is stored
+/// there).
 pub fn create_order(
     conn: &mut DbConn,
     user: &AuthUser,
     input: &NewOrder,
-    currency: &str,
-    ttl: Duration,
+    ctx: &OrderContext<'_>,
     after: impl FnOnce(&mut DbConn, &OrderView) -> Result<(), ApiError>,
 ) -> Result<OrderView, ApiError> {
     let customer_id = resolve_customer(user, input.customer_id)?;
+    let counter_payment = counter_sale(user, input, ctx.payment_methods)?;
+    let currency = ctx.currency;
+    let ttl = ctx.ttl;
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
     for (i, line) in input.lines.iter().enumerate() {
@@ -190,10 +231,86 @@ pub fn create_order(
             None,
             at,
         )?;
+        let mut row = row;
+        if let Some(method) = counter_payment {
+            row = transition(
+                conn,
+                &row,
+                OrderAction::Pay,
+                user.into(),
+                Some("paid at the counter"),
+            )?;
+            payments::insert(
+                conn,
+                user,
+                row.id,
+                &payments::Record {
+                    method,
+                    amount_cents: row.total_cents,
+                    status: PaymentStatus::Succeeded,
+                    provider_reference: None,
+                    failure_code: None,
+                },
+            )?;
+            if input.fulfil {
+                row = transition(
+                    conn,
+                    &row,
+                    OrderAction::Fulfil,
+                    user.into(),
+                    Some("handed over at the counter"),
+                )?;
+                consume_lines(conn, row.id, &lines, user.id)?;
+            }
+        }
         let view = OrderView::from_rows(row, lines).map_err(ApiError::internal)?;
         after(conn, &view)?;
         Ok(view)
     })
+}
+
+/// Checks the counter-sale fields of `input`: returns the method to take the payment by, if any.
+/// Only staff make counter sales, only in cash (a card is charged through
+/// `POST /orders/{id}/payments`, outside the order's transaction), and `fulfil` needs payment.
+fn counter_sale(
+    user: &AuthUser,
+    input: &NewOrder,
+    enabled: &[String],
+) -> Result<Option<PaymentMethod>, ApiError> {
+    if (input.payment.is_some() || input.fulfil) && !user.is_staff() {
+        return Err(ApiError::Forbidden(
+            "only staff take payment or hand books over with the order (a counter sale)".into(),
+        ));
+    }
+    let Some(payment) = &input.payment else {
+        if input.fulfil {
+            return Err(ApiError::invalid(
+                "fulfil",
+                "needs the payment taken with the order (\"payment\": {\"method\": \"cash\"})",
+            ));
+        }
+        return Ok(None);
+    };
+    if PaymentMethod::parse(payment.method.trim()) != Some(PaymentMethod::Cash) {
+        return Err(ApiError::invalid(
+            "payment.method",
+            "only cash is taken with the order; pay other methods through \
+             POST /orders/{id}/payments",
+        ));
+    }
+    if payment.token.is_some() {
+        return Err(ApiError::invalid(
+            "payment.token",
+            "is only taken for card payments",
+        ));
+    }
+    if !enabled.iter().any(|m| m == PaymentMethod::Cash.as_str()) {
+        return Err(ApiError::invalid(
+            "payment.method",
+            format!("cash is not enabled (enabled: {})", enabled.join(", ")),
+        ));
+    }
+    Ok(Some(PaymentMethod::Cash))
 }
 
 fn record_event(
@@ -405,12 +522,12 @@ pub(crate) fn transition(
     conn: &mut DbConn,
     row: &OrderRow,
     action: OrderAction,
-    user: &AuthUser,
+    actor: Actor,
     note: Option<&str>,
 ) -> Result<OrderRow, ApiError> {
     let from = OrderStatus::parse(&row.status)
         .ok_or_else(|| ApiError::internal(format!("order {} status {}", row.id, row.status)))?;
-    let to = state::next(from, action, user.is_staff())?;
+    let to = state::next(from, action, actor.is_staff)?;
     let at = now();
     let updated: Option<OrderRow> = diesel::update(
         orders::table
@@ -433,20 +550,73 @@ pub(crate) fn transition(
             .first(conn)?;
         let current = OrderStatus::parse(&current)
             .ok_or_else(|| ApiError::internal(format!("order {} status {current}", row.id)))?;
-        return Err(match state::next(current, action, user.is_staff()) {
+        return Err(match state::next(current, action, actor.is_staff) {
             Err(illegal) => illegal.into(),
             Ok(_) => ApiError::Conflict("the order changed meanwhile; retry".into()),
         });
     };
-    record_event(conn, row.id, Some(from), to, Some(user.id), note, at)?;
+    record_event(conn, row.id, Some(from), to, actor.user_id, note, at)?;
     Ok(updated)
 }
 
-/// Cancels an unpaid order and releases every line's reservation, exactly once however many
-/// cancels race. Customers cancel their own orders, staff any. A paid order cannot be cancelled
-/// yet: that needs a refund, which arrives with payments (the state machine answers 409).
+/// Takes an order to `cancelled` by `action` (cancel or expire) inside the caller's transaction:
+/// the conditional transition first (the order row is the first lock every order writer takes),
+/// then every line's reservation released, a pending bank transfer failed, and — for a paid order —
+/// its payments' refunds planned. Returns the new row, the lines and the planned refunds (to carry
+/// out after commit).
+pub(crate) fn cancel_in_transaction(
+    conn: &mut DbConn,
+    row: &OrderRow,
+    action: OrderAction,
+    actor: Actor,
+    note: Option<&str>,
+) -> Result<(OrderRow, Vec<OrderLineRow>, Vec<RefundRow>), ApiError> {
+    let updated = transition(conn, row, action, actor, note)?;
+    let lines = lines_of(conn, &[row.id])?
+        .remove(&row.id)
+        .unwrap_or_default();
+    let mut by_book: Vec<&OrderLineRow> = lines.iter().collect();
+    by_book.sort_by_key(|l| l.book_id);
+    for line in by_book {
+        stock::release(conn, line.book_id, line.quantity)?;
+    }
+    let code = if action == OrderAction::Expire {
+        "order_expired"
+    } else {
+        "order_cancelled"
+    };
+    let pending: Vec<i64> = crate::db::schema::payments::table
+        .filter(crate::db::schema::payments::order_id.eq(row.id))
+        .filter(crate::db::schema::payments::status.eq(PaymentStatus::Pending.as_str()))
+        .select(crate::db::schema::payments::id)
+        .load(conn)?;
+    for payment_id in pending {
+        payments::settle_pending(conn, payment_id, PaymentStatus::Failed, Some(code))?;
+    }
+    let planned = if row.status == OrderStatus::Paid.as_str() {
+        let amount = refunds::refundable_total(conn, row.id)?;
+        refunds::plan(
+            conn,
+            row.id,
+            amount,
+            None,
+            note.unwrap_or("order cancelled"),
+            actor.user_id,
+        )?
+    } else {
+        Vec::new()
+    };
+    Ok((updated, lines, planned))
+}
+
+/// Cancels an order and releases every line's reservation, exactly once however many cancels
+/// (and the expiry task) race. Customers cancel their own unpaid orders, staff any unpaid or paid
+/// one; a paid order's payments are refunded in full: the refunds are decided in the
+/// cancellation's transaction and carried out through `provider` after it commits (the refund
+/// task retries any the provider could not take now).
 pub fn cancel_order(
     conn: &mut DbConn,
+    provider: &dyn PaymentProvider,
     user: &AuthUser,
     id: i64,
     input: &CancelOrder,
@@ -456,17 +626,29 @@ pub fn cancel_order(
         .as_deref()
         .map(str::trim)
         .filter(|r| !r.is_empty());
-    write_transaction(conn, |conn| {
+    let (updated, lines, planned) = write_transaction(conn, |conn| {
         let row = visible_order(conn, user, id)?;
-        let updated = transition(conn, &row, OrderAction::Cancel, user, reason)?;
-        let lines = lines_of(conn, &[id])?.remove(&id).unwrap_or_default();
-        let mut by_book: Vec<&OrderLineRow> = lines.iter().collect();
-        by_book.sort_by_key(|l| l.book_id);
-        for line in by_book {
-            stock::release(conn, line.book_id, line.quantity)?;
-        }
-        OrderView::from_rows(updated, lines).map_err(ApiError::internal)
-    })
+        cancel_in_transaction(conn, &row, OrderAction::Cancel, user.into(), reason)
+    })?;
+    refunds::carry_out_planned(conn, provider, &planned);
+    OrderView::from_rows(updated, lines).map_err(ApiError::internal)
+}
+
+/// Consumes every line's reservation of order `order_id` (in book-id order), writing the `sale`
+/// movements, inside the caller's transaction.
+fn consume_lines(
+    conn: &mut DbConn,
+    order_id: i64,
+    lines: &[OrderLineRow],
+    user_id: i64,
+) -> Result<(), ApiError> {
+    let mut by_book: Vec<&OrderLineRow> = lines.iter().collect();
+    by_book.sort_by_key(|l| l.book_id);
+    let reference = format!("order:{order_id}");
+    for line in by_book {
+        stock::consume(conn, line.book_id, line.quantity, &reference, Some(user_id))?;
+    }
+    Ok(())
 }
 
 /// Fulfils a paid order (staff): in one write transaction moves it `paid → fulfilled` with a
@@ -476,14 +658,18 @@ pub fn cancel_order(
 pub fn fulfil_order(conn: &mut DbConn, user: &AuthUser, id: i64) -> Result<OrderView, ApiError> {
     write_transaction(conn, |conn| {
         let row = visible_order(conn, user, id)?;
-        let updated = transition(conn, &row, OrderAction::Fulfil, user, None)?;
+        let updated = transition(conn, &row, OrderAction::Fulfil, user.into(), None)?;
         let lines = lines_of(conn, &[id])?.remove(&id).unwrap_or_default();
-        let mut by_book: Vec<&OrderLineRow> = lines.iter().collect();
-        by_book.sort_by_key(|l| l.book_id);
-        let reference = format!("order:{id}");
-        for line in by_book {
-            stock::consume(conn, line.book_id, line.quantity, &reference, Some(user.id))?;
-        }
+        consume_lines(conn, id, &lines, user.id)?;
         OrderView::from_rows(updated, lines).map_err(ApiError::internal)
+    })
+}
+
+/// Marks a fulfilled order completed (staff).
+pub fn complete_order(conn: &mut DbConn, user: &AuthUser, id: i64) -> Result<OrderView, ApiError> {
+    write_transaction(conn, |conn| {
+        let row = visible_order(conn, user, id)?;
+        let updated = transition(conn, &row, OrderAction::Complete, user.into(), None)?;
+        view(conn, updated)
     })
 }

@@ -4,6 +4,7 @@
 //! ```text
 //! pending_payment --pay--> paid --fulfil--> fulfilled --complete--> completed
 //! pending_payment --cancel/expire--> cancelled
+//! paid --cancel (staff, refunds the payment)--> cancelled
 //! fulfilled|completed|partially_returned --return_part--> partially_returned
 //! fulfilled|completed|partially_returned --return_all--> returned
 //! ```
@@ -121,10 +122,7 @@ impl From<IllegalTransition> for ApiError {
 }
 
 /// The status an order moves to when `actor_is_staff` (or not) takes `action` on it in `status`.
-///
-/// Cancelling a *paid* order (staff) must refund its payment; refunds do not exist yet, so until
-/// payments land that transition is refused here like any other illegal one (409), and the table
-/// test pins it.
+/// Cancelling a *paid* order is for staff only, because it refunds the payment.
 pub fn next(
     status: OrderStatus,
     action: OrderAction,
@@ -145,7 +143,7 @@ fn target(status: OrderStatus, action: OrderAction, actor_is_staff: bool) -> Opt
         (S::PendingPayment, A::Pay) => Some(S::Paid),
         (S::PendingPayment, A::Cancel | A::Expire) => Some(S::Cancelled),
         (S::Paid, A::Fulfil) if actor_is_staff => Some(S::Fulfilled),
-        // `(S::Paid, A::Cancel) if actor_is_staff => Some(S::Cancelled)` once refunds exist.
+        (S::Paid, A::Cancel) if actor_is_staff => Some(S::Cancelled),
         (S::Fulfilled, A::Complete) if actor_is_staff => Some(S::Completed),
         (S::Fulfilled | S::Completed | S::PartiallyReturned, A::ReturnPart) if actor_is_staff => {
             Some(S::PartiallyReturned)
@@ -189,8 +187,8 @@ mod tests {
             (S::Paid,              A::Pay,        None,                        None),
             (S::Paid,              A::Fulfil,     Some(S::Fulfilled),          None),
             (S::Paid,              A::Complete,   None,                        None),
-            // Needs a refund, which does not exist yet.
-            (S::Paid,              A::Cancel,     None,                        None),
+            // Refunds the payment: staff only.
+            (S::Paid,              A::Cancel,     Some(S::Cancelled),          None),
             (S::Paid,              A::Expire,     None,                        None),
             (S::Paid,              A::ReturnPart, None,                        None),
             (S::Paid,              A::ReturnAll,  None,                        None),
@@ -278,10 +276,12 @@ mod tests {
         assert_eq!(problem.status, 409);
         assert_eq!(problem.current_status.as_deref(), Some("cancelled"));
         assert_eq!(problem.allowed_actions, Some(vec![]));
-        let err: ApiError = next(S::Paid, A::Cancel, true).unwrap_err().into();
+        let err: ApiError = next(S::Paid, A::Cancel, false).unwrap_err().into();
+        assert_eq!(err.to_problem().allowed_actions, Some(vec![]));
+        let err: ApiError = next(S::Paid, A::Pay, true).unwrap_err().into();
         assert_eq!(
             err.to_problem().allowed_actions,
-            Some(vec!["fulfil".to_owned()])
+            Some(vec!["fulfil".to_owned(), "cancel".to_owned()])
         );
     }
 
