@@ -13,8 +13,6 @@ use catalog_support::*;
 mod orders_support;
 use orders_support::*;
 
-use bookstore::db::schema::orders;
-use diesel::prelude::*;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -48,14 +46,6 @@ async fn cancel(app: &TestApp, token: &str, id: i64) -> Res {
         json!({"reason": "changed my mind"}),
     )
     .await
-}
-
-fn set_status(app: &TestApp, id: i64, status: &str) {
-    let mut conn = app.conn();
-    diesel::update(orders::table.find(id))
-        .set(orders::status.eq(status))
-        .execute(&mut *conn)
-        .expect("update");
 }
 
 #[tokio::test]

@@ -17,67 +17,6 @@ use bookstore::db::schema::stock_movements;
 use diesel::prelude::*;
 use serde_json::Value;
 
-/// Places an order of `pairs` as `token`; returns its id.
-async fn place(app: &TestApp, token: &str, pairs: &[(i64, i64)]) -> i64 {
-    let lines: Vec<Value> = pairs
-        .iter()
-        .map(|(b, q)| json!({"book_id": b, "quantity": q}))
-        .collect();
-    let res = app
-        .post("/api/v1/orders", Some(token), json!({ "lines": lines }))
-        .await;
-    res.expect(201);
-    res.body["id"].as_i64().unwrap()
-}
-
-async fn pay(app: &TestApp, token: &str, id: i64, body: Value) -> Res {
-    app.post(&format!("/api/v1/orders/{id}/payments"), Some(token), body)
-        .await
-}
-
-async fn pay_with_key(app: &TestApp, token: &str, id: i64, key: &str, body: Value) -> Res {
-    let req = app
-        .client
-        .post(app.url(&format!("/api/v1/orders/{id}/payments")))
-        .bearer_auth(token)
-        .header("Idempotency-Key", key)
-        .json(&body);
-    TestApp::read(req).await
-}
-
-async fn card(app: &TestApp, token: &str, id: i64, card_token: &str) -> Res {
-    pay(
-        app,
-        token,
-        id,
-        json!({"method": "card", "token": card_token}),
-    )
-    .await
-}
-
-async fn fulfil(app: &TestApp, token: &str, id: i64) -> Res {
-    app.post(
-        &format!("/api/v1/orders/{id}/fulfil"),
-        Some(token),
-        json!({}),
-    )
-    .await
-}
-
-async fn payments_of(app: &TestApp, token: &str, id: i64) -> Vec<Value> {
-    let res = app
-        .get(&format!("/api/v1/orders/{id}/payments"), Some(token))
-        .await;
-    res.expect(200);
-    res.body.as_array().unwrap().clone()
-}
-
-async fn status_of(app: &TestApp, token: &str, id: i64) -> String {
-    let res = app.get(&format!("/api/v1/orders/{id}"), Some(token)).await;
-    res.expect(200);
-    res.body["status"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn paying_by_card_marks_the_order_paid_and_records_the_payment() {
     let app = TestApp::spawn().await;

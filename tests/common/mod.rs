@@ -7,6 +7,7 @@
 
 use bookstore::auth::Role;
 use bookstore::db::{self, DbConn, PooledConn};
+use bookstore::orders::payments::{PaymentProvider, TestProvider};
 use bookstore::{AppState, Settings};
 use diesel::prelude::*;
 use reqwest::{Method, StatusCode};
@@ -92,12 +93,22 @@ impl TestApp {
 
     /// Spawns with settings adjusted by `tune` (e.g. a lower login allowance).
     pub async fn spawn_with(tune: impl FnOnce(&mut Settings)) -> TestApp {
+        Self::spawn_with_provider(tune, std::sync::Arc::new(TestProvider)).await
+    }
+
+    /// Spawns with adjusted settings and another payment provider.
+    pub async fn spawn_with_provider(
+        tune: impl FnOnce(&mut Settings),
+        provider: std::sync::Arc<dyn PaymentProvider>,
+    ) -> TestApp {
         let db = TestDb::create();
         let mut settings = Settings::for_database(&db.url);
         settings.pool_size = 4;
         settings.workers = Some(2);
+        // Tests run the maintenance sweep themselves when they need it.
+        settings.sweep_interval = std::time::Duration::ZERO;
         tune(&mut settings);
-        let state = AppState::init(settings).expect("app state");
+        let state = AppState::init_with_provider(settings, provider).expect("app state");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = std::sync::mpsc::channel();

@@ -6,7 +6,7 @@
 use crate::catalog_support::*;
 use crate::common::*;
 use bookstore::auth::Role;
-use bookstore::db::schema::{stock_levels, users};
+use bookstore::db::schema::{orders, stock_levels, users};
 use bookstore::db::DbConn;
 use diesel::prelude::*;
 use serde_json::Value;
@@ -74,4 +74,101 @@ pub async fn receive(app: &TestApp, token: &str, lines: &[(i64, i64)]) {
     )
     .await
     .expect(201);
+}
+
+/// Places an order of `pairs` as `token`; returns its id.
+pub async fn place(app: &TestApp, token: &str, pairs: &[(i64, i64)]) -> i64 {
+    let lines: Vec<Value> = pairs
+        .iter()
+        .map(|(b, q)| json!({"book_id": b, "quantity": q}))
+        .collect();
+    let res = app
+        .post("/api/v1/orders", Some(token), json!({ "lines": lines }))
+        .await;
+    res.expect(201);
+    res.body["id"].as_i64().unwrap()
+}
+
+pub async fn pay(app: &TestApp, token: &str, id: i64, body: Value) -> Res {
+    app.post(&format!("/api/v1/orders/{id}/payments"), Some(token), body)
+        .await
+}
+
+pub async fn pay_with_key(app: &TestApp, token: &str, id: i64, key: &str, body: Value) -> Res {
+    let req = app
+        .client
+        .post(app.url(&format!("/api/v1/orders/{id}/payments")))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&body);
+    TestApp::read(req).await
+}
+
+pub async fn card(app: &TestApp, token: &str, id: i64, card_token: &str) -> Res {
+    pay(
+        app,
+        token,
+        id,
+        json!({"method": "card", "token": card_token}),
+    )
+    .await
+}
+
+pub async fn fulfil(app: &TestApp, token: &str, id: i64) -> Res {
+    app.post(
+        &format!("/api/v1/orders/{id}/fulfil"),
+        Some(token),
+        json!({}),
+    )
+    .await
+}
+
+pub async fn payments_of(app: &TestApp, token: &str, id: i64) -> Vec<Value> {
+    let res = app
+        .get(&format!("/api/v1/orders/{id}/payments"), Some(token))
+        .await;
+    res.expect(200);
+    res.body.as_array().unwrap().clone()
+}
+
+pub async fn status_of(app: &TestApp, token: &str, id: i64) -> String {
+    let res = app.get(&format!("/api/v1/orders/{id}"), Some(token)).await;
+    res.expect(200);
+    res.body["status"].as_str().unwrap().to_owned()
+}
+
+/// Places an order of `pairs`, pays it by card and fulfils it (staff); returns its id.
+pub async fn fulfilled_order(app: &TestApp, token: &str, staff: &str, pairs: &[(i64, i64)]) -> i64 {
+    let id = place(app, token, pairs).await;
+    card(app, token, id, "tok_visa").await.expect(201);
+    fulfil(app, staff, id).await.expect(200);
+    id
+}
+
+/// Sets an order's status directly (to reach a state without its whole path).
+pub fn set_status(app: &TestApp, id: i64, status: &str) {
+    let mut conn = app.conn();
+    diesel::update(orders::table.find(id))
+        .set(orders::status.eq(status))
+        .execute(&mut *conn)
+        .expect("update");
+}
+
+/// Makes an order overdue for the expiry task.
+pub fn make_overdue(app: &TestApp, id: i64) {
+    let mut conn = app.conn();
+    let past = chrono::Utc::now().naive_utc() - chrono::Duration::minutes(1);
+    diesel::update(orders::table.find(id))
+        .set(orders::expires_at.eq(past))
+        .execute(&mut *conn)
+        .expect("update");
+}
+
+/// The refunds of an order.
+pub async fn refunds_of(app: &TestApp, token: &str, id: i64) -> Vec<Value> {
+    let res = app
+        .get(&format!("/api/v1/orders/{id}/refunds"), Some(token))
+        .await;
+    res.expect(200);
+    res.body.as_array().unwrap().clone()
 }
