@@ -155,19 +155,204 @@ async fn bad_methods_and_tokens_are_rejected() {
     assert_eq!(app.count("payments"), 0);
     assert_eq!(status_of(&app, &token, id).await, "pending_payment");
 
-    // A bank transfer stays pending, and so does the order.
-    let res = pay(&app, &token, id, json!({"method": "bank_transfer"})).await;
-    res.expect(201);
-    assert_eq!(res.body["payment"]["status"], "pending");
-    assert_eq!(res.body["payment"]["amount_cents"], 1000);
-    assert_eq!(res.body["order"]["status"], "pending_payment");
-
     // Staff take cash: paid at once.
     let res = pay(&app, &staff, id, json!({"method": "cash"})).await;
     res.expect(201);
     assert_eq!(res.body["payment"]["status"], "succeeded");
     assert_eq!(res.body["order"]["status"], "paid");
-    assert_eq!(app.count("payments"), 2);
+    assert_eq!(app.count("payments"), 1);
+}
+
+#[tokio::test]
+async fn a_bank_transfer_holds_the_order_until_staff_confirm_it() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff();
+    let (_, _, token) = customer(&app);
+    let a = book(&app, &staff, 1, "Alpha", 1000).await;
+    receive(&app, &staff, &[(a, 10)]).await;
+    let id = place(&app, &token, &[(a, 2)]).await;
+
+    // The transfer stays pending, and so does the order, its stock held for the transfer window.
+    let res = pay(&app, &token, id, json!({"method": "bank_transfer"})).await;
+    res.expect(201);
+    let payment_id = res.body["payment"]["id"].as_i64().unwrap();
+    assert_eq!(res.body["payment"]["status"], "pending");
+    assert_eq!(res.body["payment"]["amount_cents"], 2000);
+    assert_eq!(res.body["order"]["status"], "pending_payment");
+    let expires: chrono::DateTime<chrono::Utc> = res.body["order"]["expires_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(expires > chrono::Utc::now() + chrono::Duration::days(6));
+
+    // While it is pending the order takes no other payment.
+    let p = card(&app, &token, id, "tok_visa").await;
+    assert!(p.problem(409)["detail"]
+        .as_str()
+        .unwrap()
+        .contains("awaiting confirmation"));
+    pay(&app, &token, id, json!({"method": "bank_transfer"}))
+        .await
+        .problem(409);
+    assert_eq!(app.count("payments"), 1);
+
+    let confirm = format!("/api/v1/orders/{id}/payments/{payment_id}/confirm");
+    app.post(&confirm, Some(&token), json!({}))
+        .await
+        .problem(403);
+    app.post(
+        &format!("/api/v1/orders/{id}/payments/999999/confirm"),
+        Some(&staff),
+        json!({}),
+    )
+    .await
+    .problem(404);
+    let res = app.post(&confirm, Some(&staff), json!({})).await;
+    res.expect(200);
+    assert_eq!(res.body["payment"]["status"], "succeeded");
+    assert_eq!(res.body["order"]["status"], "paid");
+    // Once only.
+    app.post(&confirm, Some(&staff), json!({}))
+        .await
+        .problem(409);
+    let reject = format!("/api/v1/orders/{id}/payments/{payment_id}/reject");
+    app.post(&reject, Some(&staff), json!({}))
+        .await
+        .problem(409);
+    assert_eq!(status_of(&app, &token, id).await, "paid");
+    assert_eq!(level(&app, a), (10, 2));
+}
+
+#[tokio::test]
+async fn a_rejected_bank_transfer_leaves_the_order_payable() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff();
+    let (_, _, token) = customer(&app);
+    let a = book(&app, &staff, 1, "Alpha", 1000).await;
+    receive(&app, &staff, &[(a, 10)]).await;
+    let id = place(&app, &token, &[(a, 1)]).await;
+    let res = pay(&app, &token, id, json!({"method": "bank_transfer"})).await;
+    let payment_id = res.body["payment"]["id"].as_i64().unwrap();
+    let res = app
+        .post(
+            &format!("/api/v1/orders/{id}/payments/{payment_id}/reject"),
+            Some(&staff),
+            json!({}),
+        )
+        .await;
+    res.expect(200);
+    assert_eq!(res.body["payment"]["status"], "failed");
+    assert_eq!(res.body["payment"]["failure_code"], "transfer_rejected");
+    assert_eq!(res.body["order"]["status"], "pending_payment");
+    let expires: chrono::DateTime<chrono::Utc> = res.body["order"]["expires_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(expires < chrono::Utc::now() + chrono::Duration::hours(1));
+    card(&app, &token, id, "tok_visa").await.expect(201);
+    assert_eq!(status_of(&app, &token, id).await, "paid");
+}
+
+#[tokio::test]
+async fn a_counter_sale_is_paid_and_fulfilled_in_one_request() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff();
+    let (_, _, token) = customer(&app);
+    let a = book(&app, &staff, 1, "Alpha", 1000).await;
+    let b = book(&app, &staff, 2, "Beta", 450).await;
+    receive(&app, &staff, &[(a, 5), (b, 5)]).await;
+    let sale = |payment: Value, fulfil: bool, pairs: &[(i64, i64)]| {
+        let lines: Vec<Value> = pairs
+            .iter()
+            .map(|(b, q)| json!({"book_id": b, "quantity": q}))
+            .collect();
+        json!({"lines": lines, "payment": payment, "fulfil": fulfil})
+    };
+
+    let res = app
+        .post(
+            "/api/v1/orders",
+            Some(&staff),
+            sale(json!({"method": "cash"}), true, &[(a, 2), (b, 1)]),
+        )
+        .await;
+    res.expect(201);
+    let id = res.body["id"].as_i64().unwrap();
+    assert_eq!(res.body["status"], "fulfilled");
+    assert_eq!(res.body["customer_id"], Value::Null);
+    assert_eq!(res.body["total_cents"], 2450);
+    assert_eq!(level(&app, a), (3, 0), "consumed, not just reserved");
+    assert_eq!(level(&app, b), (4, 0));
+    assert_eq!(ledger_sum(&app, a), 3);
+    let payments = payments_of(&app, &staff, id).await;
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0]["method"], "cash");
+    assert_eq!(payments[0]["status"], "succeeded");
+    assert_eq!(payments[0]["amount_cents"], 2450);
+    let events = app
+        .get(&format!("/api/v1/orders/{id}/events"), Some(&staff))
+        .await;
+    let to: Vec<&str> = events
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["to_status"].as_str().unwrap())
+        .collect();
+    assert_eq!(to, ["pending_payment", "paid", "fulfilled"]);
+
+    // Paid without handing over: a reserved, paid order.
+    let res = app
+        .post(
+            "/api/v1/orders",
+            Some(&staff),
+            sale(json!({"method": "cash"}), false, &[(a, 1)]),
+        )
+        .await;
+    res.expect(201);
+    assert_eq!(res.body["status"], "paid");
+    assert_eq!(level(&app, a), (3, 1));
+
+    let before = (app.count("orders"), app.count("payments"));
+    // Customers do not make counter sales; fulfil needs the payment; only cash is taken.
+    app.post(
+        "/api/v1/orders",
+        Some(&token),
+        sale(json!({"method": "cash"}), true, &[(a, 1)]),
+    )
+    .await
+    .problem(403);
+    app.post(
+        "/api/v1/orders",
+        Some(&staff),
+        json!({"lines": [{"book_id": a, "quantity": 1}], "fulfil": true}),
+    )
+    .await
+    .invalid_field("fulfil");
+    app.post(
+        "/api/v1/orders",
+        Some(&staff),
+        sale(
+            json!({"method": "card", "token": "tok_visa"}),
+            true,
+            &[(a, 1)],
+        ),
+    )
+    .await
+    .invalid_field("payment.method");
+    // Short stock: nothing is written, nothing is paid.
+    let p = app
+        .post(
+            "/api/v1/orders",
+            Some(&staff),
+            sale(json!({"method": "cash"}), true, &[(a, 3)]),
+        )
+        .await;
+    assert_eq!(p.problem(409)["shortages"][0]["available"], 2);
+    assert_eq!((app.count("orders"), app.count("payments")), before);
+    assert_eq!(level(&app, a), (3, 1));
 }
 
 #[tokio::test]
