@@ -572,3 +572,39 @@ async fn concurrent_fulfils_consume_the_reservation_exactly_once() {
         .unwrap();
     assert_eq!(sales, 1);
 }
+
+#[tokio::test]
+async fn staff_complete_a_fulfilled_order_which_can_still_be_returned() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff();
+    let (_, _, token) = customer(&app);
+    let a = book(&app, &staff, 1, "Alpha", 1000).await;
+    receive(&app, &staff, &[(a, 10)]).await;
+    let unpaid = place(&app, &token, &[(a, 1)]).await;
+    let complete = |id: i64| format!("/api/v1/orders/{id}/complete");
+    let p = app.post(&complete(unpaid), Some(&staff), json!({})).await;
+    assert_eq!(p.problem(409)["current_status"], "pending_payment");
+    let id = fulfilled_order(&app, &token, &staff, &[(a, 2)]).await;
+    app.post(&complete(id), Some(&token), json!({}))
+        .await
+        .problem(403);
+    app.post(&complete(id), None, json!({})).await.problem(401);
+    app.post(&complete(999_999), Some(&staff), json!({}))
+        .await
+        .problem(404);
+    let res = app.post(&complete(id), Some(&staff), json!({})).await;
+    res.expect(200);
+    assert_eq!(res.body["status"], "completed");
+    app.post(&complete(id), Some(&staff), json!({}))
+        .await
+        .problem(409);
+    app.post(
+        &format!("/api/v1/orders/{id}/returns"),
+        Some(&staff),
+        json!({"lines": [{"book_id": a, "quantity": 2}], "reason": "unwanted gift"}),
+    )
+    .await
+    .expect(201);
+    assert_eq!(status_of(&app, &token, id).await, "returned");
+    assert_eq!(level(&app, a), (10, 1));
+}
