@@ -130,9 +130,19 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<Vec<String>, String> {
     }
 }
 
-/// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite, so that the write lock is taken
-/// up front and concurrent writers queue on `busy_timeout` instead of failing when a read upgrades
-/// to a write; a plain `BEGIN` on PostgreSQL. Commits on `Ok`, rolls back on `Err`.
+/// SQLite lets one connection write at a time; a writer that finds the lock taken sleeps in
+/// `busy_timeout`'s steps (up to 100 ms) and does not wake when the lock is released. Writers of
+/// this process therefore queue here first, where the next one wakes as soon as the previous
+/// commits: measured on the order benchmark, this removes the 50–90 ms tail of waiting writers.
+/// It guards every SQLite database of the process (a server opens one; a test binary opens many,
+/// whose writes then take turns, which costs little). Other processes writing the same file still
+/// meet `busy_timeout`.
+static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite (after taking this process's
+/// writer turn, see [`SQLITE_WRITER`]), so that the write lock is taken up front and concurrent
+/// writers queue instead of failing when a read upgrades to a write; a plain `BEGIN` on
+/// PostgreSQL. Commits on `Ok`, rolls back on `Err`.
 ///
 /// Use it at the top level only; nested work inside `f` can use `conn.transaction` (a savepoint).
 pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
@@ -141,12 +151,20 @@ where
     E: From<diesel::result::Error>,
 {
     type Manager = <DbConn as Connection>::TransactionManager;
-    match conn {
+    let _writer_turn = match conn {
         DbConn::Sqlite(inner) => {
-            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?
+            // A poisoned lock only means another writer panicked; the database rolled it back.
+            let turn = SQLITE_WRITER
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+            Some(turn)
         }
-        DbConn::Pg(_) => Manager::begin_transaction(conn)?,
-    }
+        DbConn::Pg(_) => {
+            Manager::begin_transaction(conn)?;
+            None
+        }
+    };
     match f(conn) {
         Ok(value) => match Manager::commit_transaction(conn) {
             Ok(()) => Ok(value),
