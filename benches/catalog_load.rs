@@ -19,13 +19,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use hdrhistogram::Histogram;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{
+    env_num, http_client, import_csv, isbn13, login, machine_busy_ticks, new_histogram, report,
+    shorten, stat_ticks, yes_no, BenchResult, Rng, Server, ServerConfig, CLOCK_TICKS,
+};
 
 const ADMIN_EMAIL: &str = "bench@example.com";
 const ADMIN_PASSWORD: &str = "bench-password-2026";
@@ -42,22 +47,13 @@ const SEARCH_P99_MS_TARGET: f64 = 25.0;
 const IDLE_RSS_MB_TARGET: f64 = 30.0;
 const PEAK_RSS_MB_TARGET: f64 = 150.0;
 
-type BenchResult<T> = Result<T, String>;
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("\ncatalog_load FAILED: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    support::exit_code("catalog_load", run().await)
 }
 
 struct Config {
-    database_url: String,
-    bin: PathBuf,
+    server: ServerConfig,
     books: u64,
     batch: u64,
     seconds: u64,
@@ -67,46 +63,19 @@ struct Config {
 
 impl Config {
     fn from_env() -> BenchResult<Config> {
-        let database_url = std::env::var("BENCH_DATABASE_URL")
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-            .ok_or(
-                "set BENCH_DATABASE_URL to an SQLite file path or a postgres:// URL of an empty \
-                 database (scripts/bench-catalog.sh does this)",
-            )?;
-        // Cargo builds the package's binaries with the bench profile (release) before a bench.
-        let bin = std::env::var_os("BOOKSTORE_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_bookstore")));
         Ok(Config {
-            database_url,
-            bin,
+            server: ServerConfig::from_env(
+                "scripts/bench-catalog.sh",
+                JWT_SECRET,
+                ADMIN_EMAIL,
+                ADMIN_PASSWORD,
+            )?,
             books: env_num("BENCH_BOOKS", 100_000)?,
             batch: env_num("BENCH_BATCH", 10_000)?.max(1),
             seconds: env_num("BENCH_SECONDS", 10)?.max(1),
             connections: env_num("BENCH_CONNECTIONS", 32)?.max(1) as usize,
-            out: std::env::var_os("BENCH_OUT").map(PathBuf::from),
+            out: support::out_path(),
         })
-    }
-
-    fn backend(&self) -> &'static str {
-        if self.database_url.starts_with("postgres://")
-            || self.database_url.starts_with("postgresql://")
-        {
-            "postgres"
-        } else {
-            "sqlite"
-        }
-    }
-}
-
-fn env_num(name: &str, default: u64) -> BenchResult<u64> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name}={v} is not a whole number")),
-        _ => Ok(default),
     }
 }
 
@@ -116,9 +85,7 @@ async fn run() -> BenchResult<()> {
     assert_eq!(isbn13(30_640_615), "9780306406157");
     let data = Dataset::new();
 
-    println!("== catalog_load: {} ==", cfg.backend());
-    println!("server binary: {}", cfg.bin.display());
-    println!("database:      {}", redact(&cfg.database_url));
+    cfg.server.print_header("catalog_load");
     println!(
         "plan:          {} books in batches of {}, {} connections, {} s per scenario after {} s \
          warm-up",
@@ -135,21 +102,16 @@ async fn run() -> BenchResult<()> {
     );
 
     // (a) the server
-    let server = Server::start(&cfg)?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(cfg.connections)
-        .tcp_nodelay(true)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| e.to_string())?;
+    let server = Server::start(&cfg.server)?;
+    let client = http_client(cfg.connections)?;
     server.wait_ready(&client).await?;
     let startup_rss = server.status_kb("VmRSS:");
     println!("server ready:  pid {}, {}", server.pid, server.base);
     println!("RSS at start:  {}", mb_text(startup_rss));
 
     // (b) an admin and a token
-    create_admin(&cfg)?;
-    let token = login(&client, &server.base).await?;
+    cfg.server.create_admin()?;
+    let (token, _) = login(&client, &server.base, &cfg.server).await?;
     println!("logged in as {ADMIN_EMAIL}");
 
     // (c) the catalog
@@ -160,17 +122,7 @@ async fn run() -> BenchResult<()> {
         let last = ((b + 1) * cfg.batch).min(cfg.books);
         let csv = data.csv(first..last)?;
         let started = Instant::now();
-        let res = client
-            .post(format!("{}/api/v1/books/import", server.base))
-            .bearer_auth(&token)
-            .header("content-type", "text/csv")
-            .timeout(Duration::from_secs(900))
-            .body(csv)
-            .send()
-            .await
-            .map_err(|e| format!("import request failed: {e}"))?;
-        let status = res.status();
-        let body = res.text().await.unwrap_or_default();
+        let (status, body) = import_csv(&client, &server.base, &token, csv).await?;
         let took = started.elapsed();
         if !status.is_success() {
             return Err(format!(
@@ -250,7 +202,7 @@ async fn run() -> BenchResult<()> {
             &server,
             run,
             Arc::new(move |rng: &mut Rng| {
-                let word = &words[rng.below(words.len() as u64) as usize];
+                let word = rng.pick(&words);
                 format!("{base}/api/v1/books?q={word}")
             }),
         )
@@ -277,15 +229,7 @@ async fn run() -> BenchResult<()> {
             peak,
         },
     );
-    println!("\n{table}");
-    if let Some(path) = &cfg.out {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        writeln!(file, "{table}").map_err(|e| e.to_string())?;
-    }
+    report(&table, cfg.out.as_ref())?;
     if detail.errors > 0 || search.errors > 0 {
         return Err("requests failed during the measurement (see the error counts)".into());
     }
@@ -295,76 +239,7 @@ async fn run() -> BenchResult<()> {
 // ---------------------------------------------------------------------------------------------
 // The server process
 
-struct Server {
-    child: Child,
-    pid: u32,
-    base: String,
-}
-
 impl Server {
-    fn start(cfg: &Config) -> BenchResult<Server> {
-        if !cfg.bin.exists() {
-            return Err(format!(
-                "{} does not exist: build it with `cargo build --release` or set BOOKSTORE_BIN",
-                cfg.bin.display()
-            ));
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
-        let child = server_command(cfg)
-            .arg("serve")
-            .env("BOOKSTORE_BIND", format!("127.0.0.1:{port}"))
-            // Long enough for the whole load, whatever the import speed.
-            .env("BOOKSTORE_ACCESS_TOKEN_TTL_SECS", "7200")
-            .stdin(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", cfg.bin.display()))?;
-        Ok(Server {
-            pid: child.id(),
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        })
-    }
-
-    async fn wait_ready(&self, client: &reqwest::Client) -> BenchResult<()> {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Ok(res) = client
-                .get(format!("{}/readyz", self.base))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-            {
-                if res.status().is_success() {
-                    return Ok(());
-                }
-            }
-            if !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
-                || self.status_kb("VmRSS:").is_none()
-            {
-                return Err("the server exited before it was ready (see its log above)".into());
-            }
-            if Instant::now() > deadline {
-                return Err("the server was not ready within 120 s".into());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// A `kB` field of /proc/<pid>/status, such as `VmRSS:` or `VmHWM:`.
-    fn status_kb(&self, key: &str) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
-        status
-            .lines()
-            .find(|l| l.starts_with(key))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    }
-
     /// Resets VmHWM to the current RSS (Linux ≥ 4.0), so the serving peak is measured apart from
     /// the import's.
     fn reset_peak(&self) -> bool {
@@ -372,64 +247,8 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn server_command(cfg: &Config) -> Command {
-    let mut cmd = Command::new(&cfg.bin);
-    cmd.env("DATABASE_URL", &cfg.database_url)
-        .env("BOOKSTORE_JWT_SECRET", JWT_SECRET)
-        .env("RUST_LOG", "warn");
-    cmd
-}
-
-fn create_admin(cfg: &Config) -> BenchResult<()> {
-    let mut child = server_command(cfg)
-        .args(["create-admin", "--email", ADMIN_EMAIL])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run create-admin: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        writeln!(stdin, "{ADMIN_PASSWORD}").map_err(|e| e.to_string())?;
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "create-admin failed ({}): {}{} (is the database empty?)",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    print!("{}", String::from_utf8_lossy(&out.stdout));
-    Ok(())
-}
-
-async fn login(client: &reqwest::Client, base: &str) -> BenchResult<String> {
-    let res = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&serde_json::json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .map_err(|e| format!("login request failed: {e}"))?;
-    let status = res.status();
-    let body = res.text().await.unwrap_or_default();
-    if !status.is_success() {
-        return Err(format!("POST /api/v1/auth/login answered {status}: {body}"));
-    }
-    let json: serde_json::Value =
-        serde_json::from_str(&body).map_err(|e| format!("login body is not JSON ({e}): {body}"))?;
-    json["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| format!("login body has no access_token: {body}"))
-}
+// ---------------------------------------------------------------------------------------------
+// The catalog through the API
 
 async fn get_json(client: &reqwest::Client, url: &str) -> BenchResult<serde_json::Value> {
     let res = client
@@ -604,7 +423,7 @@ async fn scenario(
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(0x9E37_79B9 ^ ((t as u64 + 1) * 0x1000_0001));
             // Microseconds, 1 µs .. 60 s, 3 significant digits.
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+            let mut hist = new_histogram();
             let (mut requests, mut errors, mut first_error) = (0u64, 0u64, None);
             loop {
                 let url = path(&mut rng);
@@ -660,7 +479,7 @@ async fn scenario(
         errors: 0,
         first_error: None,
         seconds: run.measure.as_secs_f64(),
-        hist: Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap(),
+        hist: new_histogram(),
         cpu,
     };
     for task in tasks {
@@ -695,9 +514,6 @@ async fn scenario(
     }
     result
 }
-
-/// USER_HZ, 100 on every Linux architecture we run on.
-const CLOCK_TICKS: f64 = 100.0;
 
 /// CPU time used so far, in clock ticks.
 struct CpuSample {
@@ -736,26 +552,6 @@ impl CpuSample {
     }
 }
 
-/// Busy ticks of all CPUs from /proc/stat's `cpu` line (everything but idle and iowait).
-fn machine_busy_ticks(stat: &str) -> Option<u64> {
-    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let ticks: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .map(|v| v.parse().unwrap_or(0))
-        .collect();
-    let total: u64 = ticks.iter().sum();
-    Some(total - ticks.get(3)? - ticks.get(4)?)
-}
-
-/// utime + stime from a /proc/<pid>/stat line (fields 14 and 15, after the command name).
-fn stat_ticks(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Results
 
@@ -777,7 +573,7 @@ fn results_table(
     let _ = writeln!(
         t,
         "### catalog_load — {} — {} books, {} connections, {} s per scenario",
-        cfg.backend(),
+        cfg.server.backend(),
         cfg.books,
         cfg.connections,
         cfg.seconds
@@ -849,7 +645,7 @@ fn results_table(
          use is printed per scenario); \"machine\" counts every process, including the database \
          server and anything else running. Memory is the API server's only{}.",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        if cfg.backend() == "postgres" {
+        if cfg.server.backend() == "postgres" {
             ", without PostgreSQL's"
         } else {
             " (SQLite runs inside it)"
@@ -858,77 +654,14 @@ fn results_table(
     t
 }
 
-fn yes_no(ok: bool) -> &'static str {
-    if ok {
-        "yes"
-    } else {
-        "NO"
-    }
-}
-
 fn mb_text(kb: Option<u64>) -> String {
     kb.map_or("unknown".to_owned(), |k| {
         format!("{:.1} MB", k as f64 / 1024.0)
     })
 }
 
-fn shorten(s: &str, max: usize) -> String {
-    let s = s.trim();
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_owned(),
-    }
-}
-
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].find(':') {
-            Some(colon) => format!("{}:***{}", &url[..scheme + 3 + colon], &url[at..]),
-            None => url.to_owned(),
-        },
-        _ => url.to_owned(),
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The generated catalog
-
-/// SplitMix64: small, fast and deterministic, so every run loads the same catalog.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0; the modulo bias is negligible here).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn between(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
-
-/// ISBN-13 number `n` of the bench: 978, a 9-digit counter and the check digit.
-fn isbn13(n: u64) -> String {
-    let body = format!("978{n:09}");
-    let sum: u32 = body
-        .bytes()
-        .enumerate()
-        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 1 } else { 3 })
-        .sum();
-    format!("{body}{}", (10 - sum % 10) % 10)
-}
 
 // Authors are "First Last" from these lists (2,000 names), categories and publishers are fixed;
 // none of their words is in the search vocabulary.

@@ -35,6 +35,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use bookstore::auth::{AuthUser, Role};
 use bookstore::db::{DbConn, Pool};
 use bookstore::orders::model::NewOrder;
@@ -44,11 +46,14 @@ use diesel::prelude::*;
 use hdrhistogram::Histogram;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{
+    env_num, http_client, import_csv, isbn13, login, machine_busy_ticks, new_histogram, report,
+    shorten, stat_ticks, yes_no, BenchResult, Rng, Server, ServerConfig, CLOCK_TICKS,
+};
 
 const ADMIN_EMAIL: &str = "orders-bench@example.com";
 const ADMIN_PASSWORD: &str = "orders-bench-password-2026";
@@ -65,22 +70,13 @@ const SELLOUT_ATTEMPTS_PER_CLIENT: usize = 50;
 /// The issue's target: the HTTP order path reaches this share of the raw ceiling.
 const RATIO_TARGET: f64 = 0.70;
 
-type BenchResult<T> = Result<T, String>;
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("\norders_load FAILED: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    support::exit_code("orders_load", run().await)
 }
 
 struct Config {
-    database_url: String,
-    bin: PathBuf,
+    server: ServerConfig,
     books: u64,
     seconds: u64,
     connections: usize,
@@ -91,56 +87,30 @@ struct Config {
 
 impl Config {
     fn from_env() -> BenchResult<Config> {
-        let database_url = std::env::var("BENCH_DATABASE_URL")
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-            .ok_or(
-                "set BENCH_DATABASE_URL to an SQLite file path or a postgres:// URL of an empty \
-                 database (scripts/bench-orders.sh does this)",
-            )?;
-        // Cargo builds the package's binaries with the bench profile (release) before a bench.
-        let bin = std::env::var_os("BOOKSTORE_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_bookstore")));
+        let server = ServerConfig::from_env(
+            "scripts/bench-orders.sh",
+            JWT_SECRET,
+            ADMIN_EMAIL,
+            ADMIN_PASSWORD,
+        )?;
         let connections = env_num("BENCH_CONNECTIONS", 32)?.max(1) as usize;
         Ok(Config {
-            database_url,
-            bin,
+            server,
             books: env_num("BENCH_BOOKS", 10_000)?.max(3),
             seconds: env_num("BENCH_SECONDS", 10)?.max(1),
             connections,
             raw_threads: env_num("BENCH_RAW_THREADS", connections as u64)?.max(1) as usize,
             raw_pool: env_num("BENCH_RAW_POOL", 32)?.clamp(1, 512) as u32,
-            out: std::env::var_os("BENCH_OUT").map(PathBuf::from),
+            out: support::out_path(),
         })
     }
 
-    fn backend(&self) -> &'static str {
-        if self.database_url.starts_with("postgres://")
-            || self.database_url.starts_with("postgresql://")
-        {
-            "postgres"
-        } else {
-            "sqlite"
-        }
-    }
-
-    /// The settings the server runs with: its environment plus what `server_command` sets.
+    /// The settings the server runs with: its environment plus what `ServerConfig` sets.
     fn server_settings(&self) -> BenchResult<Settings> {
         let mut vars: HashMap<String, String> = std::env::vars().collect();
-        vars.insert("DATABASE_URL".into(), self.database_url.clone());
+        vars.insert("DATABASE_URL".into(), self.server.database_url.clone());
         vars.insert("BOOKSTORE_JWT_SECRET".into(), JWT_SECRET.into());
         Settings::from_vars(&vars).map_err(|e| e.to_string())
-    }
-}
-
-fn env_num(name: &str, default: u64) -> BenchResult<u64> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name}={v} is not a whole number")),
-        _ => Ok(default),
     }
 }
 
@@ -150,9 +120,7 @@ async fn run() -> BenchResult<()> {
     let settings = cfg.server_settings()?;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
 
-    println!("== orders_load: {} ==", cfg.backend());
-    println!("server binary: {}", cfg.bin.display());
-    println!("database:      {}", redact(&cfg.database_url));
+    cfg.server.print_header("orders_load");
     println!(
         "server:        pool {} connections, {} workers (BOOKSTORE_DB_POOL_SIZE / \
          BOOKSTORE_WORKERS), order TTL {} s, currency {}",
@@ -179,23 +147,21 @@ async fn run() -> BenchResult<()> {
     );
 
     // (a) the server, an admin and a token
-    let server = Server::start(&cfg)?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(cfg.connections)
-        .tcp_nodelay(true)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| e.to_string())?;
+    let server = Server::start(&cfg.server)?;
+    let client = http_client(cfg.connections)?;
     server.wait_ready(&client).await?;
     println!("server ready:  pid {}, {}", server.pid, server.base);
-    create_admin(&cfg)?;
-    let (token, admin_id) = login(&client, &server.base).await?;
+    cfg.server.create_admin()?;
+    let (token, login_body) = login(&client, &server.base, &cfg.server).await?;
+    let admin_id = login_body["user"]["id"]
+        .as_i64()
+        .ok_or_else(|| format!("login body has no user.id: {login_body}"))?;
     println!("logged in as {ADMIN_EMAIL} (user {admin_id})");
 
     // (b) the catalog and its stock
     let started = Instant::now();
     import_books(&client, &server.base, &token, cfg.books).await?;
-    let pool = bookstore::db::build_pool(&cfg.database_url, cfg.raw_pool)?;
+    let pool = bookstore::db::build_pool(&cfg.server.database_url, cfg.raw_pool)?;
     let ids = book_ids(&pool)?;
     if ids.len() as u64 != cfg.books {
         return Err(format!(
@@ -272,15 +238,7 @@ async fn run() -> BenchResult<()> {
 
     drop(server);
     let table = results_table(&cfg, &settings, &rows, &sellout.text);
-    println!("\n{table}");
-    if let Some(path) = &cfg.out {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        writeln!(file, "{table}").map_err(|e| e.to_string())?;
-    }
+    report(&table, cfg.out.as_ref())?;
     let mut failures = Vec::new();
     for (name, http, raw) in &rows {
         for r in [http, raw] {
@@ -336,7 +294,7 @@ impl Shape {
                 let n = rng.between(1, 3) as usize;
                 let mut picked = Vec::with_capacity(n);
                 while picked.len() < n {
-                    let id = ids[rng.below(ids.len() as u64) as usize];
+                    let id = *rng.pick(ids);
                     if !picked.contains(&id) {
                         picked.push(id);
                     }
@@ -450,11 +408,6 @@ impl WorkerResult {
             self.first_error = Some(error());
         }
     }
-}
-
-fn new_histogram() -> Histogram<u64> {
-    // Microseconds, 1 µs .. 60 s, 3 significant digits.
-    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
 struct RunResult {
@@ -910,17 +863,7 @@ async fn import_books(
         .map_err(|e| e.to_string())?;
     }
     let csv = w.into_inner().map_err(|e| e.to_string())?;
-    let res = client
-        .post(format!("{base}/api/v1/books/import"))
-        .bearer_auth(token)
-        .header("content-type", "text/csv")
-        .timeout(Duration::from_secs(900))
-        .body(csv)
-        .send()
-        .await
-        .map_err(|e| format!("import request failed: {e}"))?;
-    let status = res.status();
-    let body = res.text().await.unwrap_or_default();
+    let (status, body) = import_csv(client, base, token, csv).await?;
     if !status.is_success() {
         return Err(format!(
             "POST /api/v1/books/import answered {status}: {}",
@@ -978,134 +921,7 @@ async fn stock_books(
 }
 
 // ---------------------------------------------------------------------------------------------
-// The server process
-
-struct Server {
-    child: Child,
-    pid: u32,
-    base: String,
-}
-
-impl Server {
-    fn start(cfg: &Config) -> BenchResult<Server> {
-        if !cfg.bin.exists() {
-            return Err(format!(
-                "{} does not exist: build it with `cargo build --release` or set BOOKSTORE_BIN",
-                cfg.bin.display()
-            ));
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
-        let child = server_command(cfg)
-            .arg("serve")
-            .env("BOOKSTORE_BIND", format!("127.0.0.1:{port}"))
-            // Long enough for the whole run.
-            .env("BOOKSTORE_ACCESS_TOKEN_TTL_SECS", "7200")
-            .stdin(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", cfg.bin.display()))?;
-        Ok(Server {
-            pid: child.id(),
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        })
-    }
-
-    async fn wait_ready(&self, client: &reqwest::Client) -> BenchResult<()> {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Ok(res) = client
-                .get(format!("{}/readyz", self.base))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-            {
-                if res.status().is_success() {
-                    return Ok(());
-                }
-            }
-            if !std::path::Path::new(&format!("/proc/{}/status", self.pid)).exists() {
-                return Err("the server exited before it was ready (see its log above)".into());
-            }
-            if Instant::now() > deadline {
-                return Err("the server was not ready within 120 s".into());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn server_command(cfg: &Config) -> Command {
-    let mut cmd = Command::new(&cfg.bin);
-    cmd.env("DATABASE_URL", &cfg.database_url)
-        .env("BOOKSTORE_JWT_SECRET", JWT_SECRET)
-        .env("RUST_LOG", "warn");
-    cmd
-}
-
-fn create_admin(cfg: &Config) -> BenchResult<()> {
-    let mut child = server_command(cfg)
-        .args(["create-admin", "--email", ADMIN_EMAIL])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run create-admin: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        writeln!(stdin, "{ADMIN_PASSWORD}").map_err(|e| e.to_string())?;
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "create-admin failed ({}): {}{} (is the database empty?)",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    print!("{}", String::from_utf8_lossy(&out.stdout));
-    Ok(())
-}
-
-/// The admin's access token and user id.
-async fn login(client: &reqwest::Client, base: &str) -> BenchResult<(String, i64)> {
-    let res = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&serde_json::json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .map_err(|e| format!("login request failed: {e}"))?;
-    let status = res.status();
-    let body = res.text().await.unwrap_or_default();
-    if !status.is_success() {
-        return Err(format!("POST /api/v1/auth/login answered {status}: {body}"));
-    }
-    let json: serde_json::Value =
-        serde_json::from_str(&body).map_err(|e| format!("login body is not JSON ({e}): {body}"))?;
-    let token = json["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| format!("login body has no access_token: {body}"))?;
-    let id = json["user"]["id"]
-        .as_i64()
-        .ok_or_else(|| format!("login body has no user.id: {body}"))?;
-    Ok((token, id))
-}
-
-// ---------------------------------------------------------------------------------------------
 // CPU use
-
-/// USER_HZ, 100 on every Linux architecture we run on.
-const CLOCK_TICKS: f64 = 100.0;
 
 /// CPU time used so far, in clock ticks.
 struct CpuSample {
@@ -1203,26 +1019,6 @@ fn postgres_ticks() -> u64 {
         .sum()
 }
 
-/// Busy ticks of all CPUs from /proc/stat's `cpu` line (everything but idle and iowait).
-fn machine_busy_ticks(stat: &str) -> Option<u64> {
-    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let ticks: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .map(|v| v.parse().unwrap_or(0))
-        .collect();
-    let total: u64 = ticks.iter().sum();
-    Some(total - ticks.get(3)? - ticks.get(4)?)
-}
-
-/// utime + stime from a /proc/<pid>/stat line (fields 14 and 15, after the command name).
-fn stat_ticks(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Results
 
@@ -1238,7 +1034,7 @@ fn results_table(
         t,
         "### orders_load — {} — {} books, {} HTTP clients (server pool {}, workers {}), raw {} \
          threads on a pool of {}, {} s per run",
-        cfg.backend(),
+        cfg.server.backend(),
         cfg.books,
         cfg.connections,
         settings.pool_size,
@@ -1318,63 +1114,4 @@ fn results_table(
     let _ = writeln!(t);
     let _ = writeln!(t, "{sellout}");
     t
-}
-
-fn yes_no(ok: bool) -> &'static str {
-    if ok {
-        "yes"
-    } else {
-        "NO"
-    }
-}
-
-fn shorten(s: &str, max: usize) -> String {
-    let s = s.trim();
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_owned(),
-    }
-}
-
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].find(':') {
-            Some(colon) => format!("{}:***{}", &url[..scheme + 3 + colon], &url[at..]),
-            None => url.to_owned(),
-        },
-        _ => url.to_owned(),
-    }
-}
-
-/// SplitMix64: small, fast and deterministic.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0; the modulo bias is negligible here).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn between(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-}
-
-/// ISBN-13 number `n` of the bench: 978, a 9-digit counter and the check digit.
-fn isbn13(n: u64) -> String {
-    let body = format!("978{n:09}");
-    let sum: u32 = body
-        .bytes()
-        .enumerate()
-        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 1 } else { 3 })
-        .sum();
-    format!("{body}{}", (10 - sum % 10) % 10)
 }

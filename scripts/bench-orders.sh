@@ -19,60 +19,15 @@
 # The result tables are also appended to bench-out/orders-<timestamp>.md.
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-
-which_backends="${1:-all}"
-case "$which_backends" in
-    sqlite | postgres | all) ;;
-    *)
-        echo "usage: $0 [sqlite|postgres|all]" >&2
-        exit 2
-        ;;
-esac
-
-PG_URL="${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+BENCH_NAME=orders_load
+BENCH_TAG=orders
+SQLITE_FILE=orders.db
 PG_DB=bookstore_orders_bench
-target_dir="${CARGO_TARGET_DIR:-target}"
-export BOOKSTORE_BIN="${BOOKSTORE_BIN:-$target_dir/release/bookstore}"
-
-mkdir -p bench-out
-export BENCH_OUT
-BENCH_OUT="$(pwd)/bench-out/orders-$(date +%Y%m%d-%H%M%S).md"
-
-workdir=$(mktemp -d)
-pg_created=0
-cleanup() {
-    rm -rf "$workdir"
-    if [ "$pg_created" -eq 1 ]; then
-        psql "$PG_URL" -qX -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
-    fi
-}
-trap cleanup EXIT
-
-echo "==> cargo build --release"
-cargo build --release
-# Compile the bench up front so that its build time is not mixed into the runs' output.
-cargo bench --bench orders_load --no-run
+# shellcheck source=scripts/bench-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-common.sh"
 
 status=0
-if [ "$which_backends" = sqlite ] || [ "$which_backends" = all ]; then
-    echo
-    echo "==> SQLite ($workdir/orders.db)"
-    BENCH_DATABASE_URL="$workdir/orders.db" cargo bench --bench orders_load || status=$?
-fi
-
-if [ "$which_backends" = postgres ] || [ "$which_backends" = all ]; then
-    echo
-    pg_bench_url="${PG_URL%/*}/$PG_DB"
-    echo "==> PostgreSQL (${pg_bench_url})"
-    psql "$PG_URL" -qX -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" \
-        -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" \
-        -c "CREATE DATABASE $PG_DB"
-    pg_created=1
-    BENCH_DATABASE_URL="$pg_bench_url" cargo bench --bench orders_load || status=$?
-fi
-
-echo
-echo "==> results (also in ${BENCH_OUT#"$(pwd)"/})"
-cat "$BENCH_OUT" 2>/dev/null || echo "(no results)"
+run_backend sqlite || status=$?
+run_backend postgres || status=$?
+show_results
 exit "$status"
