@@ -6,7 +6,7 @@ use crate::db;
 use crate::error::{ApiError, Problem, Shortage, PROBLEM_JSON};
 use crate::http::extract::parse_json;
 use crate::http::{ApiJson, ApiQuery, Page};
-use crate::orders::idempotency::{self, Outcome};
+use crate::orders::idempotency::{self, Outcome, StoreResult};
 use crate::orders::model::*;
 use crate::orders::payments::{
     self, NewPayment, PayContext, PaymentMethod, PaymentResult, PaymentStatus, PaymentView,
@@ -82,31 +82,60 @@ fn location(id: i64) -> String {
     format!("/api/v1/orders/{id}")
 }
 
-fn created(order: &OrderView) -> HttpResponse {
-    HttpResponse::Created()
-        .insert_header((header::LOCATION, location(order.id)))
-        .json(order)
+/// Runs `work`, a transaction that creates something and stores its result through the callback
+/// it gets: at most once per `Idempotency-Key` when the request carries one (kept per caller, and
+/// bound to the request's `hash`), plainly otherwise.
+async fn create_once<T, W>(
+    state: &AppState,
+    req: &HttpRequest,
+    user_id: i64,
+    hash: String,
+    work: W,
+) -> Result<Outcome<T>, ApiError>
+where
+    T: serde::Serialize + Send + 'static,
+    W: FnOnce(&mut db::DbConn, &mut StoreResult<'_, T>) -> Result<T, ApiError> + Send + 'static,
+{
+    let Some(key) = idempotency::key_from(req)? else {
+        let value = db::run(&state.pool, move |conn| work(conn, &mut |_, _| Ok(()))).await?;
+        return Ok(Outcome::Fresh(Box::new(value)));
+    };
+    let scope = format!("user:{user_id}");
+    db::run(&state.pool, move |conn| {
+        idempotency::run_once(conn, &scope, &key, &hash, work)
+    })
+    .await
 }
 
-/// The first response to a key, sent again.
-fn replay(status: u16, body: String) -> HttpResponse {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut builder = HttpResponse::build(status);
-    builder.insert_header(("Idempotent-Replayed", "true"));
-    if status.is_success() {
-        builder.content_type("application/json");
-        if status == StatusCode::CREATED {
-            let id = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["id"].as_i64());
-            if let Some(id) = id {
-                builder.insert_header((header::LOCATION, location(id)));
+/// The answer to [`create_once`]: 201 with `Location: location`, or the key's first answer
+/// again (`Idempotent-Replayed: true`, with the same `Location` if it was a 201).
+fn answer_created<T: serde::Serialize>(
+    outcome: Outcome<T>,
+    location: Option<String>,
+) -> HttpResponse {
+    match outcome {
+        Outcome::Fresh(value) => {
+            let mut builder = HttpResponse::Created();
+            if let Some(location) = location {
+                builder.insert_header((header::LOCATION, location));
             }
+            builder.json(value)
         }
-    } else {
-        builder.content_type(PROBLEM_JSON);
+        Outcome::Replayed { status, body } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut builder = HttpResponse::build(status);
+            builder.insert_header(("Idempotent-Replayed", "true"));
+            if let (StatusCode::CREATED, Some(location)) = (status, location) {
+                builder.insert_header((header::LOCATION, location));
+            }
+            builder.content_type(if status.is_success() {
+                "application/json"
+            } else {
+                PROBLEM_JSON
+            });
+            builder.body(body)
+        }
     }
-    builder.body(body)
 }
 
 /// Place an order. Every line's book must exist and be for sale; stock for all lines is
@@ -132,33 +161,26 @@ pub async fn create_order(
     req: HttpRequest,
     body: ApiJson<NewOrder>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = idempotency::key_from(&req)?;
     let input = body.into_inner();
-    let scope = format!("user:{}", user.id);
     let hash = idempotency::request_hash(&input)?;
+    let user_id = user.id;
     let st = state.clone();
-    let place =
-        move |conn: &mut db::DbConn,
-              after: &mut dyn FnMut(&mut db::DbConn, &OrderView) -> Result<(), ApiError>| {
-            let ctx = service::OrderContext {
-                currency: &st.settings.currency,
-                ttl: st.settings.order_ttl,
-                payment_methods: &st.settings.payment_methods,
-            };
-            service::create_order(conn, &user, &input, &ctx, |c, o| after(c, o))
+    let outcome = create_once(&state, &req, user_id, hash, move |conn, store| {
+        let ctx = service::OrderContext {
+            currency: &st.settings.currency,
+            ttl: st.settings.order_ttl,
+            payment_methods: &st.settings.payment_methods,
         };
-    let Some(key) = key else {
-        let order = db::run(&state.pool, move |conn| place(conn, &mut |_, _| Ok(()))).await?;
-        return Ok(created(&order));
-    };
-    let outcome = db::run(&state.pool, move |conn| {
-        idempotency::run_once(conn, &scope, &key, &hash, |conn, store| place(conn, store))
+        service::create_order(conn, &user, &input, &ctx, |c, o| store(c, o))
     })
     .await?;
-    Ok(match outcome {
-        Outcome::Fresh(order) => created(&order),
-        Outcome::Replayed { status, body } => replay(status, body),
-    })
+    let id = match &outcome {
+        Outcome::Fresh(order) => Some(order.id),
+        Outcome::Replayed { body, .. } => serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["id"].as_i64()),
+    };
+    Ok(answer_created(outcome, id.map(location)))
 }
 
 /// List orders: staff see all, a customer only their own (the filters apply within them).
@@ -316,52 +338,22 @@ pub async fn pay_order(
     id: web::Path<i64>,
     body: ApiJson<NewPayment>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = idempotency::key_from(&req)?;
     let id = id.into_inner();
     let input = body.into_inner();
     // The order is part of what a key stands for: the same key for another order is a reuse.
     let hash = idempotency::request_hash(&serde_json::json!({"order_id": id, "payment": &input}))?;
-    let scope = format!("user:{}", user.id);
+    let user_id = user.id;
     let st = state.clone();
-    let pay = move |conn: &mut db::DbConn,
-                    after: &mut dyn FnMut(
-        &mut db::DbConn,
-        &PaymentResult,
-    ) -> Result<(), ApiError>| {
+    let outcome = create_once(&state, &req, user_id, hash, move |conn, store| {
         let ctx = PayContext {
             provider: st.payment_provider.as_ref(),
             methods: &st.settings.payment_methods,
             bank_transfer_ttl: st.settings.bank_transfer_ttl,
         };
-        payments::pay_order(conn, &ctx, &user, id, &input, |c, r| after(c, r))
-    };
-    let created = |result: &PaymentResult| {
-        HttpResponse::Created()
-            .insert_header((header::LOCATION, payments_location(id)))
-            .json(result)
-    };
-    let Some(key) = key else {
-        let result = db::run(&state.pool, move |conn| pay(conn, &mut |_, _| Ok(()))).await?;
-        return Ok(created(&result));
-    };
-    let outcome = db::run(&state.pool, move |conn| {
-        idempotency::run_once(conn, &scope, &key, &hash, |conn, store| pay(conn, store))
+        payments::pay_order(conn, &ctx, &user, id, &input, |c, r| store(c, r))
     })
     .await?;
-    Ok(match outcome {
-        Outcome::Fresh(result) => created(&result),
-        Outcome::Replayed { status, body } => {
-            let mut res = replay(status, body);
-            if status == 201 {
-                res.headers_mut().insert(
-                    header::LOCATION,
-                    header::HeaderValue::from_str(&payments_location(id))
-                        .map_err(ApiError::internal)?,
-                );
-            }
-            res
-        }
-    })
+    Ok(answer_created(outcome, Some(payments_location(id))))
 }
 
 /// An order's payments and payment attempts, oldest first. Another customer's order is 404.
@@ -515,52 +507,24 @@ pub async fn create_return(
     id: web::Path<i64>,
     body: ApiJson<NewReturn>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = idempotency::key_from(&req)?;
     let id = id.into_inner();
     let input = body.into_inner();
     let hash = idempotency::request_hash(&serde_json::json!({"order_id": id, "return": &input}))?;
-    let scope = format!("user:{}", user.id);
+    let user_id = user.id;
     let st = state.clone();
-    let record =
-        move |conn: &mut db::DbConn,
-              after: &mut dyn FnMut(&mut db::DbConn, &ReturnView) -> Result<(), ApiError>| {
-            returns::create_return(
-                conn,
-                st.payment_provider.as_ref(),
-                &user,
-                id,
-                &input,
-                st.settings.return_window,
-                |c, r| after(c, r),
-            )
-        };
-    let created = |ret: &ReturnView| {
-        HttpResponse::Created()
-            .insert_header((header::LOCATION, returns_location(id)))
-            .json(ret)
-    };
-    let Some(key) = key else {
-        let ret = db::run(&state.pool, move |conn| record(conn, &mut |_, _| Ok(()))).await?;
-        return Ok(created(&ret));
-    };
-    let outcome = db::run(&state.pool, move |conn| {
-        idempotency::run_once(conn, &scope, &key, &hash, |conn, store| record(conn, store))
+    let outcome = create_once(&state, &req, user_id, hash, move |conn, store| {
+        returns::create_return(
+            conn,
+            st.payment_provider.as_ref(),
+            &user,
+            id,
+            &input,
+            st.settings.return_window,
+            |c, r| store(c, r),
+        )
     })
     .await?;
-    Ok(match outcome {
-        Outcome::Fresh(ret) => created(&ret),
-        Outcome::Replayed { status, body } => {
-            let mut res = replay(status, body);
-            if status == 201 {
-                res.headers_mut().insert(
-                    header::LOCATION,
-                    header::HeaderValue::from_str(&returns_location(id))
-                        .map_err(ApiError::internal)?,
-                );
-            }
-            res
-        }
-    })
+    Ok(answer_created(outcome, Some(returns_location(id))))
 }
 
 /// An order's returns with their lines and refunds, oldest first. Another customer's order is
