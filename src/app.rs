@@ -29,6 +29,8 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub login_throttle: LoginThrottle,
     pub search_cache: SearchCache,
+    /// Sends webhook deliveries (and pings); its timeout is `webhook_timeout`.
+    pub webhook_client: reqwest::Client,
     /// Charges and refunds cards (the built-in test provider for now).
     pub payment_provider: std::sync::Arc<dyn crate::orders::payments::PaymentProvider>,
 }
@@ -56,7 +58,14 @@ impl AppState {
             log::info!("applied migrations: {}", applied.join(", "));
         }
         drop(conn);
+        let webhook_client = reqwest::Client::builder()
+            .timeout(settings.webhook_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("bookstore-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))?;
         Ok(web::Data::new(AppState {
+            webhook_client,
             tokens: TokenKeys::new(&settings),
             search_cache: SearchCache::new(settings.search_cache_ttl),
             login_throttle: LoginThrottle::new(
@@ -93,6 +102,11 @@ impl AppState {
         (name = "categories", description = "The category tree"),
         (name = "inventory", description = "Stock levels, receipts, adjustments and the movements ledger (staff)"),
         (name = "orders", description = "Orders: placing (with stock reservation), listing, status history, cancellation"),
+        (name = "stocktakes", description = "Counting stock and posting the variance (staff)"),
+        (name = "alerts", description = "Low-stock alerts (staff)"),
+        (name = "suppliers", description = "Suppliers (staff)"),
+        (name = "purchase-orders", description = "Purchase orders to suppliers and their receipts (staff)"),
+        (name = "webhooks", description = "Webhook endpoints, deliveries and replays (admin)"),
     )
 )]
 struct BaseApi;
@@ -123,6 +137,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(catalog::routes::CatalogApi::openapi());
     doc.merge(crate::inventory::routes::InventoryApi::openapi());
     doc.merge(crate::orders::routes::OrdersApi::openapi());
+    doc.merge(crate::inventory::stocktakes::routes::StocktakesApi::openapi());
+    doc.merge(crate::inventory::purchasing::routes::PurchasingApi::openapi());
+    doc.merge(crate::webhooks::routes::WebhooksApi::openapi());
     doc
 }
 
@@ -198,7 +215,9 @@ pub fn build(
                 .configure(auth::routes::configure)
                 .configure(catalog::routes::configure)
                 .configure(crate::inventory::routes::configure)
-                .configure(crate::orders::routes::configure),
+                .configure(crate::orders::routes::configure)
+                .configure(crate::inventory::purchasing::routes::configure)
+                .configure(crate::webhooks::routes::configure),
         )
         .default_service(web::to(|| async {
             problem_response(StatusCode::NOT_FOUND, "no resource at this path")
@@ -220,6 +239,7 @@ pub fn start(listener: TcpListener, state: web::Data<AppState>) -> std::io::Resu
         .worker_max_blocking_threads(blocking_threads)
         .shutdown_timeout(Duration::from_secs(30).as_secs())
         .listen(listener)?;
+    crate::webhooks::delivery::spawn(state.clone());
     crate::maintenance::spawn(state);
     Ok(server.run())
 }

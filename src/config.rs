@@ -66,6 +66,17 @@ pub struct Settings {
     /// How often the maintenance task expires unpaid orders and retries refunds; zero disables
     /// it (another replica must then run it).
     pub sweep_interval: Duration,
+    /// The reorder point given to the stock level of every new book.
+    pub default_reorder_point: i64,
+    /// How often the webhook worker looks for due deliveries when nothing woke it; zero disables
+    /// the worker in this process (another replica must then run it).
+    pub webhook_poll_interval: Duration,
+    /// How long one webhook request may take before it counts as failed.
+    pub webhook_timeout: Duration,
+    /// The delay before the first retry of a failed webhook delivery; later ones double it.
+    pub webhook_retry_base: Duration,
+    /// How long after its event a failing delivery keeps being retried before it is marked failed.
+    pub webhook_max_age: Duration,
 }
 
 /// Every payment method the API knows; `BOOKSTORE_PAYMENT_METHODS` enables a subset.
@@ -268,6 +279,36 @@ impl Settings {
                 10,
                 0..=3600,
             )?),
+            default_reorder_point: parse_num(
+                &get,
+                "BOOKSTORE_DEFAULT_REORDER_POINT",
+                0,
+                0..=1_000_000,
+            )? as i64,
+            webhook_poll_interval: Duration::from_millis(parse_num(
+                &get,
+                "BOOKSTORE_WEBHOOK_POLL_MS",
+                250,
+                0..=60_000,
+            )?),
+            webhook_timeout: Duration::from_secs(parse_num(
+                &get,
+                "BOOKSTORE_WEBHOOK_TIMEOUT_SECS",
+                10,
+                1..=120,
+            )?),
+            webhook_retry_base: Duration::from_secs(parse_num(
+                &get,
+                "BOOKSTORE_WEBHOOK_RETRY_BASE_SECS",
+                30,
+                1..=3600,
+            )?),
+            webhook_max_age: Duration::from_secs(parse_num(
+                &get,
+                "BOOKSTORE_WEBHOOK_MAX_AGE_SECS",
+                86_400,
+                60..=7 * 86_400,
+            )?),
             database_url,
         })
     }
@@ -301,6 +342,11 @@ impl Settings {
             bank_transfer_ttl: Duration::from_secs(7 * 86_400),
             return_window: Duration::from_secs(30 * 86_400),
             sweep_interval: Duration::from_secs(10),
+            default_reorder_point: 0,
+            webhook_poll_interval: Duration::from_millis(250),
+            webhook_timeout: Duration::from_secs(10),
+            webhook_retry_base: Duration::from_secs(30),
+            webhook_max_age: Duration::from_secs(86_400),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod maintenance;
 pub mod ops;
 pub mod orders;
+pub mod webhooks;
 
 pub use app::{build, start, AppState};
 pub use config::Settings;

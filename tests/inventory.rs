@@ -130,6 +130,7 @@ fn movements_of(app: &TestApp, book_id: i64) -> Vec<(i64, MovementTuple)> {
 
 /// The expected view of a stock level.
 #[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)]
 fn level_view(
     book_id: i64,
     title: &str,
@@ -139,12 +140,16 @@ fn level_view(
     reorder_point: i64,
     reorder_quantity: i64,
     version: i32,
+    avg_unit_cost_cents: Option<i64>,
 ) -> Value {
     json!({
         "book_id": book_id, "title": title, "isbn": isbn,
         "on_hand": on_hand, "reserved": reserved, "available": on_hand - reserved,
         "reorder_point": reorder_point, "reorder_quantity": reorder_quantity,
-        "low_stock": on_hand - reserved <= reorder_point, "version": version,
+        "low_stock": on_hand - reserved <= reorder_point, "on_order": 0,
+        "avg_unit_cost_cents": avg_unit_cost_cents,
+        "stock_value_cents": avg_unit_cost_cents.map(|c| c * on_hand),
+        "version": version,
     })
 }
 
@@ -262,8 +267,8 @@ async fn a_receipt_adds_stock_with_one_movement_per_line() {
                 {"movement_id": movement_a[1].0, "book_id": a, "quantity": 20, "unit_cost_cents": 950},
             ],
             "levels": [
-                level_view(b, "Beta", &isbn13(2), 5, 0, 0, 0, 2),
-                level_view(a, "Alpha", &isbn13(1), 23, 0, 0, 0, 3),
+                level_view(b, "Beta", &isbn13(2), 5, 0, 0, 0, 2, Some(1200)),
+                level_view(a, "Alpha", &isbn13(1), 23, 0, 0, 0, 3, Some(891)),
             ],
         })
     );
@@ -380,7 +385,7 @@ async fn an_adjustment_records_its_movement_and_returns_the_new_level() {
                 "reference": null, "reason": "damaged", "note": "Water damage",
                 "unit_cost_cents": null, "user_id": staff_id,
             },
-            "level": level_view(a, "Alpha", &isbn13(1), 8, 0, 0, 0, 3),
+            "level": level_view(a, "Alpha", &isbn13(1), 8, 0, 0, 0, 3, Some(500)),
         })
     );
 
@@ -554,7 +559,7 @@ async fn a_level_is_read_with_its_etag_and_patched_with_if_match() {
     assert_eq!(res.header("etag"), Some("\"1\""));
     assert_eq!(
         without_times(&res.body),
-        level_view(a, "Alpha", &isbn13(1), 0, 0, 0, 0, 1)
+        level_view(a, "Alpha", &isbn13(1), 0, 0, 0, 0, 1, None)
     );
     for missing in ["/api/v1/inventory/999999", "/api/v1/inventory/abc"] {
         app.get(missing, Some(&staff)).await.problem(404);
@@ -578,7 +583,7 @@ async fn a_level_is_read_with_its_etag_and_patched_with_if_match() {
     assert_eq!(res.header("etag"), Some("\"2\""));
     assert_eq!(
         without_times(&res.body),
-        level_view(a, "Alpha", &isbn13(1), 0, 0, 5, 20, 2)
+        level_view(a, "Alpha", &isbn13(1), 0, 0, 5, 20, 2, None)
     );
     // Absent fields are kept.
     let res = patch_if(
@@ -592,7 +597,7 @@ async fn a_level_is_read_with_its_etag_and_patched_with_if_match() {
     res.expect(200);
     assert_eq!(
         without_times(&res.body),
-        level_view(a, "Alpha", &isbn13(1), 0, 0, 3, 20, 3)
+        level_view(a, "Alpha", &isbn13(1), 0, 0, 3, 20, 3, None)
     );
     // A stock movement changes the version too.
     receive(&app, &staff, &[(a, 4)]).await;
@@ -610,7 +615,7 @@ async fn a_level_is_read_with_its_etag_and_patched_with_if_match() {
     assert_eq!(res.header("etag"), Some("\"5\""));
     assert_eq!(
         without_times(&res.body),
-        level_view(a, "Alpha", &isbn13(1), 4, 0, 4, 20, 5)
+        level_view(a, "Alpha", &isbn13(1), 4, 0, 4, 20, 5, Some(500))
     );
     assert_eq!(res.body["low_stock"], true);
 
@@ -684,9 +689,9 @@ async fn levels_are_listed_filtered_and_paged() {
         without_times(&res.body),
         json!({
             "items": [
-                level_view(alpha, "Alpha", &isbn13(1), 10, 0, 0, 0, 2),
-                level_view(beta, "beta", &isbn13(2), 2, 0, 5, 10, 3),
-                level_view(gamma, "Gamma 100%", &isbn13(3), 0, 0, 0, 0, 1),
+                level_view(alpha, "Alpha", &isbn13(1), 10, 0, 0, 0, 2, Some(500)),
+                level_view(beta, "beta", &isbn13(2), 2, 0, 5, 10, 3, Some(500)),
+                level_view(gamma, "Gamma 100%", &isbn13(3), 0, 0, 0, 0, 1, None),
             ],
             "page": 1, "per_page": 20, "total": 3,
         })
@@ -1092,15 +1097,11 @@ async fn the_migration_gives_existing_books_an_empty_stock_level() {
         Backend::Postgres => db::PG_MIGRATIONS,
     };
     let inner: &mut DbConn = &mut conn;
-    // Back past the later migrations (returns, payments, orders) to before the inventory one.
-    let reverted = inner.revert_last_migration(migrations()).expect("revert");
-    assert_eq!(reverted.to_string(), "20261125000005");
-    let reverted = inner.revert_last_migration(migrations()).expect("revert");
-    assert_eq!(reverted.to_string(), "20261125000004");
-    let reverted = inner.revert_last_migration(migrations()).expect("revert");
-    assert_eq!(reverted.to_string(), "20261125000003");
-    let reverted = inner.revert_last_migration(migrations()).expect("revert");
-    assert_eq!(reverted.to_string(), "20261125000002");
+    // Back past the later migrations to before the inventory one.
+    for version in ["000006", "000005", "000004", "000003", "000002"] {
+        let reverted = inner.revert_last_migration(migrations()).expect("revert");
+        assert_eq!(reverted.to_string(), format!("20261125{version}"));
+    }
     let at = db::now();
     let b: i64 = diesel::insert_into(books::table)
         .values((
@@ -1127,7 +1128,7 @@ async fn the_migration_gives_existing_books_an_empty_stock_level() {
     res.expect(200);
     assert_eq!(
         without_times(&res.body),
-        level_view(b, "Older", &isbn13(2), 0, 0, 0, 0, 1)
+        level_view(b, "Older", &isbn13(2), 0, 0, 0, 0, 1, None)
     );
 }
 
@@ -1181,4 +1182,40 @@ async fn a_wrong_method_is_a_405_problem() {
             &format!("{method} is not allowed on {path}"),
         );
     }
+}
+
+#[tokio::test]
+async fn receipts_keep_a_moving_average_cost_and_the_level_shows_the_stock_value() {
+    let app = TestApp::spawn().await;
+    let staff = app.staff();
+    let a = book(&app, &staff, 1, "Alpha").await;
+    let level = app
+        .get(&format!("/api/v1/inventory/{a}"), Some(&staff))
+        .await;
+    assert_eq!(level.expect(200).body["avg_unit_cost_cents"], Value::Null);
+    assert_eq!(level.body["stock_value_cents"], Value::Null);
+    assert_eq!(level.body["on_order"], 0);
+    let receive_at = |quantity: i64, cost: i64| {
+        app.post(
+            "/api/v1/inventory/receipts",
+            Some(&staff),
+            json!({"lines": [{"book_id": a, "quantity": quantity, "unit_cost_cents": cost}]}),
+        )
+    };
+    receive_at(10, 500).await.expect(201);
+    receive_at(10, 800).await.expect(201);
+    let level = app
+        .get(&format!("/api/v1/inventory/{a}"), Some(&staff))
+        .await;
+    assert_eq!(level.body["avg_unit_cost_cents"], 650);
+    adjust(&app, &staff, a, -5, "damaged").await.expect(201);
+    // (15 × 650 + 5 × 1000) / 20 = 737.5, rounded to 738.
+    receive_at(5, 1000).await.expect(201);
+    let level = app
+        .get(&format!("/api/v1/inventory/{a}"), Some(&staff))
+        .await;
+    assert_eq!(level.body["on_hand"], 20);
+    assert_eq!(level.body["avg_unit_cost_cents"], 738);
+    assert_eq!(level.body["stock_value_cents"], 20 * 738);
+    assert_ledger_matches(&app);
 }

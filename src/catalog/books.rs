@@ -5,7 +5,8 @@ use crate::catalog::isbn::Isbn;
 use crate::catalog::model::*;
 use crate::catalog::search::{self, BookFilter, Reindex, Sort, TextQuery};
 use crate::db::schema::{
-    authors, book_authors, book_categories, books, categories, stock_levels, stock_movements,
+    authors, book_authors, book_categories, books, categories, order_lines, purchase_order_lines,
+    stock_levels, stock_movements, stocktake_lines,
 };
 use crate::db::{now, write_transaction, DbConn};
 use crate::error::{ApiError, FieldError};
@@ -379,8 +380,8 @@ impl<'a> From<&'a BookFields> for BookColumns<'a> {
     }
 }
 
-/// Inserts a book's own fields and its (empty) stock level; returns its id.
-pub fn insert_book(conn: &mut DbConn, f: &BookFields) -> Result<i64, ApiError> {
+/// Inserts a book's own fields and its (empty) stock level with `reorder_point`; returns its id.
+pub fn insert_book(conn: &mut DbConn, f: &BookFields, reorder_point: i64) -> Result<i64, ApiError> {
     let at = now();
     let id = diesel::insert_into(books::table)
         .values((
@@ -391,7 +392,7 @@ pub fn insert_book(conn: &mut DbConn, f: &BookFields) -> Result<i64, ApiError> {
         ))
         .returning(books::id)
         .get_result(conn)?;
-    crate::inventory::stock::create_level(conn, id, at)?;
+    crate::inventory::stock::create_level(conn, id, reorder_point, at)?;
     Ok(id)
 }
 
@@ -417,16 +418,18 @@ pub fn overwrite_book(
     Ok(updated == 1)
 }
 
+/// Creates a book; its stock level starts empty with `reorder_point`.
 pub fn create_book(
     conn: &mut DbConn,
     input: &NewBook,
     currency: &str,
+    reorder_point: i64,
 ) -> Result<BookView, ApiError> {
     let fields = input.fields().validate().map_err(ApiError::Validation)?;
     let id = write_transaction(conn, |conn| {
         check_links_exist(conn, &input.authors, &input.category_ids)?;
         ensure_isbn_free(conn, &fields.isbn, None)?;
-        let id = insert_book(conn, &fields)?;
+        let id = insert_book(conn, &fields, reorder_point)?;
         write_links(
             conn,
             id,
@@ -498,15 +501,24 @@ pub enum Removal {
     Archived(Box<BookView>),
 }
 
-/// Whether anything refers to the book (stock movements; sales to come), in which case it must be
-/// kept for the record and is archived instead of deleted.
+/// Whether any record refers to the book (stock movements, order lines, purchase order lines,
+/// stocktake lines), in which case it must be kept and is archived instead of deleted.
 fn has_history(conn: &mut DbConn, book_id: i64) -> Result<bool, ApiError> {
-    Ok(stock_movements::table
-        .filter(stock_movements::book_id.eq(book_id))
-        .select(stock_movements::id)
-        .first::<i64>(conn)
-        .optional()?
-        .is_some())
+    use diesel::dsl::{exists, select};
+    let referenced = select(
+        exists(stock_movements::table.filter(stock_movements::book_id.eq(book_id)))
+            .or(exists(
+                order_lines::table.filter(order_lines::book_id.eq(book_id)),
+            ))
+            .or(exists(
+                purchase_order_lines::table.filter(purchase_order_lines::book_id.eq(book_id)),
+            ))
+            .or(exists(
+                stocktake_lines::table.filter(stocktake_lines::book_id.eq(book_id)),
+            )),
+    )
+    .get_result::<bool>(conn)?;
+    Ok(referenced)
 }
 
 pub fn delete_book(conn: &mut DbConn, id: i64, currency: &str) -> Result<Removal, ApiError> {

@@ -325,6 +325,7 @@ fn upsert(
     resolver: &mut Resolver,
     row: &ImportRow,
     absent: &[&str],
+    reorder_point: i64,
 ) -> Result<Upserted, ApiError> {
     let contributors = match &row.authors {
         Some(list) => {
@@ -389,7 +390,7 @@ fn upsert(
             (current.id, Upserted::Updated, Links::Replace)
         }
         None => (
-            insert_book(conn, &row.fields)?,
+            insert_book(conn, &row.fields, reorder_point)?,
             Upserted::Created,
             Links::New,
         ),
@@ -405,8 +406,12 @@ fn upsert(
     Ok(outcome)
 }
 
-/// Parses and imports a CSV document.
-pub fn import_csv(conn: &mut DbConn, data: &[u8]) -> Result<ImportReport, ApiError> {
+/// Parses and imports a CSV document; new books' stock levels get `reorder_point`.
+pub fn import_csv(
+    conn: &mut DbConn,
+    data: &[u8],
+    reorder_point: i64,
+) -> Result<ImportReport, ApiError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -458,7 +463,8 @@ pub fn import_csv(conn: &mut DbConn, data: &[u8]) -> Result<ImportReport, ApiErr
         let (mut created, mut updated) = (0u64, 0u64);
         for row in &rows {
             // A savepoint per row: a row the database refuses is reported, the rest still land.
-            match conn.transaction(|conn| upsert(conn, &mut resolver, row, &absent)) {
+            match conn.transaction(|conn| upsert(conn, &mut resolver, row, &absent, reorder_point))
+            {
                 Ok(Upserted::Created) => created += 1,
                 Ok(Upserted::Updated) => updated += 1,
                 Err(ApiError::Internal(cause)) => return Err(ApiError::Internal(cause)),

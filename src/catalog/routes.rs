@@ -163,8 +163,9 @@ pub async fn create_book(
     body: ApiJson<NewBook>,
 ) -> Result<HttpResponse, ApiError> {
     let currency = state.settings.currency.clone();
+    let reorder_point = state.settings.default_reorder_point;
     let book = db::run(&state.pool, move |conn| {
-        books::create_book(conn, &body.0, &currency)
+        books::create_book(conn, &body.0, &currency, reorder_point)
     })
     .await?;
     let mut res = book_response(actix_web::http::StatusCode::CREATED, &book);
@@ -280,7 +281,11 @@ pub async fn import_books(
         }
         data.extend_from_slice(&chunk);
     }
-    let report = db::run(&state.pool, move |conn| import::import_csv(conn, &data)).await?;
+    let reorder_point = state.settings.default_reorder_point;
+    let report = db::run(&state.pool, move |conn| {
+        import::import_csv(conn, &data, reorder_point)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(report))
 }
 

@@ -195,6 +195,15 @@ where
     .await?
 }
 
+/// Whether `conn` is inside a transaction: the functions that must share their caller's
+/// transaction (stock changes, outbox writes) check it and refuse to run alone.
+pub fn in_transaction(conn: &mut DbConn) -> Result<bool, crate::error::ApiError> {
+    type Manager = <DbConn as Connection>::TransactionManager;
+    Ok(Manager::transaction_manager_status_mut(conn)
+        .transaction_depth()?
+        .is_some())
+}
+
 /// Current UTC time without offset, the form every timestamp column stores.
 pub fn now() -> chrono::NaiveDateTime {
     chrono::Utc::now().naive_utc()

@@ -106,6 +106,8 @@ diesel::table! {
         reorder_quantity -> BigInt,
         version -> Integer,
         updated_at -> Timestamp,
+        avg_unit_cost_cents -> Nullable<BigInt>,
+        alert_id -> Nullable<BigInt>,
     }
 }
 
@@ -131,6 +133,7 @@ diesel::table! {
         note -> Nullable<Text>,
         user_id -> Nullable<BigInt>,
         created_at -> Timestamp,
+        purchase_order_id -> Nullable<BigInt>,
     }
 }
 
@@ -253,6 +256,149 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    suppliers (id) {
+        id -> BigInt,
+        name -> Text,
+        email -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        address -> Nullable<Text>,
+        lead_time_days -> Integer,
+        notes -> Nullable<Text>,
+        archived_at -> Nullable<Timestamp>,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    purchase_orders (id) {
+        id -> BigInt,
+        supplier_id -> BigInt,
+        status -> Text,
+        currency -> Text,
+        expected_on -> Nullable<Date>,
+        note -> Nullable<Text>,
+        total_cents -> BigInt,
+        version -> Integer,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        submitted_at -> Nullable<Timestamp>,
+        received_at -> Nullable<Timestamp>,
+        cancelled_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    purchase_order_lines (id) {
+        id -> BigInt,
+        purchase_order_id -> BigInt,
+        book_id -> BigInt,
+        quantity -> BigInt,
+        received_quantity -> BigInt,
+        unit_cost_cents -> BigInt,
+    }
+}
+
+diesel::table! {
+    stocktakes (id) {
+        id -> BigInt,
+        status -> Text,
+        scope -> Text,
+        category_id -> Nullable<BigInt>,
+        note -> Nullable<Text>,
+        zero_uncounted -> Nullable<Bool>,
+        version -> Integer,
+        created_by -> Nullable<BigInt>,
+        completed_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        completed_at -> Nullable<Timestamp>,
+        cancelled_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    stocktake_lines (stocktake_id, book_id) {
+        stocktake_id -> BigInt,
+        book_id -> BigInt,
+        snapshot_on_hand -> BigInt,
+        counted -> Nullable<BigInt>,
+        expected_at_count -> Nullable<BigInt>,
+        counted_at -> Nullable<Timestamp>,
+        counted_by -> Nullable<BigInt>,
+        posted_quantity -> Nullable<BigInt>,
+        is_open -> Bool,
+    }
+}
+
+diesel::table! {
+    stock_alerts (id) {
+        id -> BigInt,
+        book_id -> BigInt,
+        status -> Text,
+        on_hand -> BigInt,
+        reserved -> BigInt,
+        available -> BigInt,
+        reorder_point -> BigInt,
+        opened_at -> Timestamp,
+        acknowledged_at -> Nullable<Timestamp>,
+        acknowledged_by -> Nullable<BigInt>,
+        resolved_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> BigInt,
+        url -> Text,
+        description -> Nullable<Text>,
+        event_types -> Text,
+        secret -> Text,
+        active -> Bool,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_events (id) {
+        id -> Text,
+        event_type -> Text,
+        payload -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        event_id -> Text,
+        endpoint_id -> BigInt,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_status_code -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        completed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> BigInt,
+        delivery_id -> BigInt,
+        attempted_at -> Timestamp,
+        status_code -> Nullable<Integer>,
+        latency_ms -> BigInt,
+        error -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(users -> customers (customer_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(book_authors -> books (book_id));
@@ -272,6 +418,17 @@ diesel::joinable!(returns -> orders (order_id));
 diesel::joinable!(return_lines -> returns (return_id));
 diesel::joinable!(return_lines -> order_lines (order_line_id));
 diesel::joinable!(refunds -> orders (order_id));
+
+diesel::joinable!(purchase_orders -> suppliers (supplier_id));
+diesel::joinable!(purchase_order_lines -> purchase_orders (purchase_order_id));
+diesel::joinable!(purchase_order_lines -> books (book_id));
+diesel::joinable!(stock_receipts -> purchase_orders (purchase_order_id));
+diesel::joinable!(stocktake_lines -> stocktakes (stocktake_id));
+diesel::joinable!(stocktake_lines -> books (book_id));
+diesel::joinable!(stock_alerts -> books (book_id));
+diesel::joinable!(webhook_deliveries -> webhook_events (event_id));
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
+diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     customers,
@@ -293,4 +450,14 @@ diesel::allow_tables_to_appear_in_same_query!(
     returns,
     return_lines,
     refunds,
+    suppliers,
+    purchase_orders,
+    purchase_order_lines,
+    stocktakes,
+    stocktake_lines,
+    stock_alerts,
+    webhook_endpoints,
+    webhook_events,
+    webhook_deliveries,
+    webhook_attempts,
 );

@@ -82,6 +82,9 @@ pub struct StockLevelRow {
     pub reorder_quantity: i64,
     pub version: i32,
     pub updated_at: NaiveDateTime,
+    pub avg_unit_cost_cents: Option<i64>,
+    /// The book's unresolved low-stock alert, if any.
+    pub alert_id: Option<i64>,
 }
 
 /// A row of `stock_movements`, in column order (also the order of `RETURNING`).
@@ -105,7 +108,8 @@ pub struct MovementRow {
 #[schema(example = json!({
     "book_id": 1, "title": "The Left Hand of Darkness", "isbn": "9780441478125",
     "on_hand": 12, "reserved": 2, "available": 10, "reorder_point": 5, "reorder_quantity": 20,
-    "low_stock": false, "version": 4, "updated_at": "2026-11-25T10:00:00Z"
+    "low_stock": false, "on_order": 40, "avg_unit_cost_cents": 812, "stock_value_cents": 9744,
+    "version": 4, "updated_at": "2026-11-25T10:00:00Z"
 }))]
 pub struct StockLevelView {
     pub book_id: i64,
@@ -124,6 +128,14 @@ pub struct StockLevelView {
     pub reorder_quantity: i64,
     /// `available <= reorder_point`.
     pub low_stock: bool,
+    /// Copies ordered from suppliers and not yet received (submitted or partially received
+    /// purchase orders).
+    pub on_order: i64,
+    /// Moving average cost of one copy, updated by every receipt with a cost; absent until the
+    /// first one.
+    pub avg_unit_cost_cents: Option<i64>,
+    /// `on_hand × avg_unit_cost_cents`: the stock's value at cost.
+    pub stock_value_cents: Option<i64>,
     /// Changes on every stock movement and settings change; send it back in `If-Match`.
     pub version: i32,
     pub updated_at: DateTime<Utc>,
@@ -142,6 +154,9 @@ impl StockLevelView {
             reorder_point: row.reorder_point,
             reorder_quantity: row.reorder_quantity,
             low_stock: available <= row.reorder_point,
+            on_order: 0,
+            avg_unit_cost_cents: row.avg_unit_cost_cents,
+            stock_value_cents: row.avg_unit_cost_cents.map(|c| c * row.on_hand),
             version: row.version,
             updated_at: utc(row.updated_at),
         }

@@ -16,12 +16,13 @@ use utoipa::OpenApi;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/inventory")
+            .configure(crate::inventory::stocktakes::routes::configure)
             .service(web::resource("").route(web::get().to(list_levels)))
             .service(web::resource("/receipts").route(web::post().to(create_receipt)))
             .service(web::resource("/adjustments").route(web::post().to(create_adjustment)))
             .service(web::resource("/movements").route(web::get().to(list_movements)))
             .service(
-                web::resource("/{book_id}")
+                web::resource("/{book_id:\\d+}")
                     .route(web::get().to(get_level))
                     .route(web::patch().to(update_level)),
             ),

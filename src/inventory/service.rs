@@ -3,7 +3,9 @@
 
 use crate::catalog::authors::escape_like;
 use crate::catalog::isbn::Isbn;
-use crate::db::schema::{books, stock_levels, stock_movements, stock_receipts};
+use crate::db::schema::{
+    books, purchase_order_lines, purchase_orders, stock_levels, stock_movements, stock_receipts,
+};
 use crate::db::{now, write_transaction, DbConn};
 use crate::error::{ApiError, FieldError};
 use crate::http::{Page, PageParams};
@@ -33,10 +35,35 @@ fn load_levels(conn: &mut DbConn, ids: &[i64]) -> Result<HashMap<i64, StockLevel
         .filter(stock_levels::book_id.eq_any(ids))
         .select((StockLevelRow::as_select(), books::title, books::isbn))
         .load(conn)?;
+    let mut on_order = on_order(conn, ids)?;
     Ok(rows
         .into_iter()
-        .map(|(row, title, isbn)| (row.book_id, StockLevelView::new(row, title, isbn)))
+        .map(|(row, title, isbn)| {
+            let mut view = StockLevelView::new(row, title, isbn);
+            view.on_order = on_order.remove(&view.book_id).unwrap_or(0);
+            (view.book_id, view)
+        })
         .collect())
+}
+
+/// Copies of each of `ids` still expected from suppliers: what submitted and partially received
+/// purchase orders ordered and have not received (an over-received line counts as zero).
+pub fn on_order(conn: &mut DbConn, ids: &[i64]) -> Result<HashMap<i64, i64>, ApiError> {
+    let lines: Vec<(i64, i64, i64)> = purchase_order_lines::table
+        .inner_join(purchase_orders::table)
+        .filter(purchase_order_lines::book_id.eq_any(ids))
+        .filter(purchase_orders::status.eq_any(["submitted", "partially_received"]))
+        .select((
+            purchase_order_lines::book_id,
+            purchase_order_lines::quantity,
+            purchase_order_lines::received_quantity,
+        ))
+        .load(conn)?;
+    let mut out = HashMap::new();
+    for (book_id, quantity, received) in lines {
+        *out.entry(book_id).or_insert(0) += (quantity - received).max(0);
+    }
+    Ok(out)
 }
 
 pub fn get_level(conn: &mut DbConn, book_id: i64) -> Result<StockLevelView, ApiError> {
@@ -327,10 +354,16 @@ pub fn list_levels(
         .offset(Page::<StockLevelView>::offset(page, per_page))
         .select((StockLevelRow::as_select(), books::title, books::isbn))
         .load(conn)?;
+    let ids: Vec<i64> = rows.iter().map(|(row, _, _)| row.book_id).collect();
+    let mut on_order = on_order(conn, &ids)?;
     Ok(Page {
         items: rows
             .into_iter()
-            .map(|(row, title, isbn)| StockLevelView::new(row, title, isbn))
+            .map(|(row, title, isbn)| {
+                let mut view = StockLevelView::new(row, title, isbn);
+                view.on_order = on_order.remove(&view.book_id).unwrap_or(0);
+                view
+            })
             .collect(),
         page,
         per_page,

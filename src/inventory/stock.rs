@@ -4,11 +4,10 @@
 //! `reserved` (core invariant 1).
 
 use crate::db::schema::{books, stock_levels, stock_movements};
-use crate::db::DbConn;
+use crate::db::{in_transaction, DbConn};
 use crate::error::ApiError;
 use crate::inventory::model::{MovementKind, MovementRow, StockLevelRow};
 use chrono::NaiveDateTime;
-use diesel::connection::TransactionManager;
 use diesel::prelude::*;
 
 /// The columns of `stock_levels` in [`StockLevelRow`]'s order, for `RETURNING`.
@@ -20,6 +19,8 @@ const LEVEL_COLUMNS: (
     stock_levels::reorder_quantity,
     stock_levels::version,
     stock_levels::updated_at,
+    stock_levels::avg_unit_cost_cents,
+    stock_levels::alert_id,
 ) = (
     stock_levels::book_id,
     stock_levels::on_hand,
@@ -28,6 +29,8 @@ const LEVEL_COLUMNS: (
     stock_levels::reorder_quantity,
     stock_levels::version,
     stock_levels::updated_at,
+    stock_levels::avg_unit_cost_cents,
+    stock_levels::alert_id,
 );
 
 /// The columns of `stock_movements` in [`MovementRow`]'s order, for `RETURNING`.
@@ -70,28 +73,26 @@ pub struct Movement<'a> {
     pub at: NaiveDateTime,
 }
 
-/// Creates a new book's stock level: nothing on hand, nothing reserved. No movement is written,
-/// since `on_hand` starts at the (empty) ledger's sum, zero.
-pub fn create_level(conn: &mut DbConn, book_id: i64, at: NaiveDateTime) -> Result<(), ApiError> {
+/// Creates a new book's stock level: nothing on hand, nothing reserved, the configured default
+/// reorder point. No movement is written, since `on_hand` starts at the (empty) ledger's sum.
+pub fn create_level(
+    conn: &mut DbConn,
+    book_id: i64,
+    reorder_point: i64,
+    at: NaiveDateTime,
+) -> Result<(), ApiError> {
     diesel::insert_into(stock_levels::table)
         .values((
             stock_levels::book_id.eq(book_id),
             stock_levels::on_hand.eq(0),
             stock_levels::reserved.eq(0),
-            stock_levels::reorder_point.eq(0),
+            stock_levels::reorder_point.eq(reorder_point),
             stock_levels::reorder_quantity.eq(0),
             stock_levels::version.eq(1),
             stock_levels::updated_at.eq(at),
         ))
         .execute(conn)?;
     Ok(())
-}
-
-fn in_transaction(conn: &mut DbConn) -> Result<bool, ApiError> {
-    type Manager = <DbConn as Connection>::TransactionManager;
-    Ok(Manager::transaction_manager_status_mut(conn)
-        .transaction_depth()?
-        .is_some())
 }
 
 /// Applies `m` to the book's `on_hand` and appends it to the ledger, both or neither: call it
@@ -112,6 +113,9 @@ pub fn apply_movement(
             "apply_movement called outside a transaction",
         ));
     }
+    if let (MovementKind::Receipt, Some(cost), true) = (m.kind, m.unit_cost_cents, m.quantity > 0) {
+        update_average_cost(conn, m.book_id, m.quantity, cost)?;
+    }
     let level: Option<StockLevelRow> = diesel::update(
         stock_levels::table
             .filter(stock_levels::book_id.eq(m.book_id))
@@ -130,6 +134,34 @@ pub fn apply_movement(
     };
     let movement = insert_movement(conn, m)?;
     Ok((level, movement))
+}
+
+/// Folds a receipt of `quantity` copies at `unit_cost_cents` each into the book's moving average
+/// cost: `(on_hand × average + quantity × cost) / (on_hand + quantity)`, rounded to the nearest
+/// cent; the first costed receipt (or one into empty stock) sets it outright. Runs before the
+/// receipt's own update, so `on_hand` here is the quantity before it.
+fn update_average_cost(
+    conn: &mut DbConn,
+    book_id: i64,
+    quantity: i64,
+    unit_cost_cents: i64,
+) -> Result<(), ApiError> {
+    use diesel::sql_types::{BigInt, Nullable};
+    let average = diesel::dsl::sql::<Nullable<BigInt>>(
+        "CASE WHEN avg_unit_cost_cents IS NULL OR on_hand <= 0 THEN ",
+    )
+    .bind::<BigInt, _>(unit_cost_cents)
+    .sql(" ELSE (on_hand * avg_unit_cost_cents + ")
+    .bind::<BigInt, _>(quantity * unit_cost_cents)
+    .sql(" + (on_hand + ")
+    .bind::<BigInt, _>(quantity)
+    .sql(") / 2) / (on_hand + ")
+    .bind::<BigInt, _>(quantity)
+    .sql(") END");
+    diesel::update(stock_levels::table.filter(stock_levels::book_id.eq(book_id)))
+        .set(stock_levels::avg_unit_cost_cents.eq(average))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Appends `m` to the ledger (the caller has just changed `on_hand` by `m.quantity`).

@@ -107,6 +107,8 @@ impl TestApp {
         settings.workers = Some(2);
         // Tests run the maintenance sweep themselves when they need it.
         settings.sweep_interval = std::time::Duration::ZERO;
+        // The webhook worker runs only in the tests that enable it.
+        settings.webhook_poll_interval = std::time::Duration::ZERO;
         tune(&mut settings);
         let state = AppState::init_with_provider(settings, provider).expect("app state");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -1,0 +1,13 @@
+DROP TABLE webhook_attempts;
+DROP TABLE webhook_deliveries;
+DROP TABLE webhook_events;
+DROP TABLE webhook_endpoints;
+DROP TABLE stock_alerts;
+DROP TABLE stocktake_lines;
+DROP TABLE stocktakes;
+ALTER TABLE stock_receipts DROP COLUMN purchase_order_id;
+DROP TABLE purchase_order_lines;
+DROP TABLE purchase_orders;
+DROP TABLE suppliers;
+ALTER TABLE stock_levels DROP COLUMN alert_id;
+ALTER TABLE stock_levels DROP COLUMN avg_unit_cost_cents;
