@@ -130,7 +130,6 @@ fn movements_of(app: &TestApp, book_id: i64) -> Vec<(i64, MovementTuple)> {
 
 /// The expected view of a stock level.
 #[allow(clippy::too_many_arguments)]
-#[allow(clippy::too_many_arguments)]
 fn level_view(
     book_id: i64,
     title: &str,
