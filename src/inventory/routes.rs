@@ -1,4 +1,5 @@
-//! HTTP routes of `/inventory`: stock levels, receipts, adjustments and the movements ledger.
+//! HTTP routes of `/inventory`: stock levels, receipts, adjustments, the movements ledger and
+//! low-stock alerts (stocktakes have their own module).
 //! Staff only.
 
 use crate::app::AppState;
@@ -7,6 +8,7 @@ use crate::db;
 use crate::error::{ApiError, Problem};
 use crate::http::extract::{etag, if_match_version};
 use crate::http::{ApiJson, ApiQuery, Page};
+use crate::inventory::alerts::{self, AlertQuery, AlertStatus, AlertView};
 use crate::inventory::model::*;
 use crate::inventory::service;
 use actix_web::http::{header, StatusCode};
@@ -21,6 +23,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/receipts").route(web::post().to(create_receipt)))
             .service(web::resource("/adjustments").route(web::post().to(create_adjustment)))
             .service(web::resource("/movements").route(web::get().to(list_movements)))
+            .service(web::resource("/alerts").route(web::get().to(list_alerts)))
+            .service(web::resource("/alerts/{id}").route(web::get().to(get_alert)))
+            .service(
+                web::resource("/alerts/{id}/acknowledge").route(web::post().to(acknowledge_alert)),
+            )
             .service(
                 web::resource("/{book_id:\\d+}")
                     .route(web::get().to(get_level))
@@ -169,13 +176,75 @@ pub async fn list_movements(
     Ok(HttpResponse::Ok().json(page))
 }
 
+/// List low-stock alerts (staff), newest first.
+#[utoipa::path(get, path = "/api/v1/inventory/alerts", tag = "alerts", params(AlertQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of alerts", body = Page<AlertView>),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not staff", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json")))]
+pub async fn list_alerts(
+    state: web::Data<AppState>,
+    _staff: StaffUser,
+    query: ApiQuery<AlertQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = db::run(&state.pool, move |conn| alerts::list_alerts(conn, &query.0)).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// Get a low-stock alert (staff).
+#[utoipa::path(get, path = "/api/v1/inventory/alerts/{id}", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The alert", body = AlertView),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not staff", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such alert", body = Problem, content_type = "application/problem+json")))]
+pub async fn get_alert(
+    state: web::Data<AppState>,
+    _staff: StaffUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let alert = db::run(&state.pool, move |conn| alerts::get_alert(conn, id)).await?;
+    Ok(HttpResponse::Ok().json(alert))
+}
+
+/// Acknowledge a low-stock alert (staff): it stays until stock goes back above the reorder
+/// point, but is marked as seen. Acknowledging it twice changes nothing.
+#[utoipa::path(post, path = "/api/v1/inventory/alerts/{id}/acknowledge", tag = "alerts",
+    params(("id" = i64, Path, description = "Alert id")), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Acknowledged", body = AlertView),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not staff", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such alert", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The alert is already resolved", body = Problem, content_type = "application/problem+json")))]
+pub async fn acknowledge_alert(
+    state: web::Data<AppState>,
+    staff: StaffUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let user_id = staff.0.id;
+    let alert = db::run(&state.pool, move |conn| {
+        alerts::acknowledge(conn, id, user_id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(alert))
+}
+
 #[derive(OpenApi)]
 #[openapi(
-    paths(list_levels, get_level, update_level, create_receipt, create_adjustment, list_movements),
+    paths(
+        list_levels, get_level, update_level, create_receipt, create_adjustment, list_movements,
+        list_alerts, get_alert, acknowledge_alert
+    ),
     components(schemas(
         StockLevelView, MovementView, MovementKind, AdjustmentReason, NewReceipt, ReceiptLineInput,
         ReceiptView, ReceiptLineView, NewAdjustment, AdjustmentView, LevelPatch,
-        Page<StockLevelView>, Page<MovementView>
+        Page<StockLevelView>, Page<MovementView>, AlertView, AlertStatus, Page<AlertView>
     ))
 )]
 pub struct InventoryApi;

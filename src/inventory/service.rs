@@ -9,6 +9,7 @@ use crate::db::schema::{
 use crate::db::{now, write_transaction, DbConn};
 use crate::error::{ApiError, FieldError};
 use crate::http::{Page, PageParams};
+use crate::inventory::alerts;
 use crate::inventory::model::*;
 use crate::inventory::stock::{self, Movement};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
@@ -276,6 +277,12 @@ pub fn update_level(
         if updated != 1 {
             return Err(stale(expected));
         }
+        // A raised (or lowered) reorder point can open (or resolve) the low-stock alert.
+        let level: StockLevelRow = stock_levels::table
+            .find(book_id)
+            .select(StockLevelRow::as_select())
+            .first(conn)?;
+        alerts::evaluate(conn, &level)?;
         get_level(conn, book_id)
     })
 }

@@ -6,7 +6,9 @@
 use crate::db::schema::{books, stock_levels, stock_movements};
 use crate::db::{in_transaction, DbConn};
 use crate::error::ApiError;
+use crate::inventory::alerts;
 use crate::inventory::model::{MovementKind, MovementRow, StockLevelRow};
+use crate::webhooks::outbox::{self, EventType};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -133,7 +135,36 @@ pub fn apply_movement(
         return Err(refusal(conn, m)?);
     };
     let movement = insert_movement(conn, m)?;
+    after_change(conn, &level, m.kind.as_str(), m.quantity, m.reference)?;
     Ok((level, movement))
+}
+
+/// What follows every change to a level, in its transaction: the low-stock alert opens or
+/// resolves, and `inventory.stock_changed` goes to the outbox. `cause` is the movement kind, or
+/// `reservation` / `release` for changes to `reserved` alone; `quantity` is the signed change: to
+/// `on_hand` for a movement, to `available` for a reservation or release.
+fn after_change(
+    conn: &mut DbConn,
+    level: &StockLevelRow,
+    cause: &str,
+    quantity: i64,
+    reference: Option<&str>,
+) -> Result<(), ApiError> {
+    alerts::evaluate(conn, level)?;
+    outbox::emit(
+        conn,
+        EventType::StockChanged,
+        serde_json::json!({
+            "book_id": level.book_id,
+            "on_hand": level.on_hand,
+            "reserved": level.reserved,
+            "available": level.on_hand - level.reserved,
+            "cause": cause,
+            "quantity": quantity,
+            "reference": reference,
+        }),
+    )?;
+    Ok(())
 }
 
 /// Folds a receipt of `quantity` copies at `unit_cost_cents` each into the book's moving average
@@ -227,7 +258,7 @@ pub fn reserve(conn: &mut DbConn, book_id: i64, quantity: i64) -> Result<Reserva
     if !in_transaction(conn)? {
         return Err(ApiError::internal("reserve called outside a transaction"));
     }
-    let updated = diesel::update(
+    let updated: Option<StockLevelRow> = diesel::update(
         stock_levels::table
             .filter(stock_levels::book_id.eq(book_id))
             .filter((stock_levels::on_hand - stock_levels::reserved).ge(quantity)),
@@ -237,8 +268,11 @@ pub fn reserve(conn: &mut DbConn, book_id: i64, quantity: i64) -> Result<Reserva
         stock_levels::version.eq(stock_levels::version + 1),
         stock_levels::updated_at.eq(crate::db::now()),
     ))
-    .execute(conn)?;
-    if updated == 1 {
+    .returning(LEVEL_COLUMNS)
+    .get_result(conn)
+    .optional()?;
+    if let Some(level) = updated {
+        after_change(conn, &level, "reservation", -quantity, None)?;
         return Ok(Reservation::Reserved);
     }
     let level: Option<(i64, i64)> = stock_levels::table
@@ -261,7 +295,7 @@ pub fn release(conn: &mut DbConn, book_id: i64, quantity: i64) -> Result<(), Api
     if !in_transaction(conn)? {
         return Err(ApiError::internal("release called outside a transaction"));
     }
-    let updated = diesel::update(
+    let updated: Option<StockLevelRow> = diesel::update(
         stock_levels::table
             .filter(stock_levels::book_id.eq(book_id))
             .filter(stock_levels::reserved.ge(quantity)),
@@ -271,13 +305,14 @@ pub fn release(conn: &mut DbConn, book_id: i64, quantity: i64) -> Result<(), Api
         stock_levels::version.eq(stock_levels::version + 1),
         stock_levels::updated_at.eq(crate::db::now()),
     ))
-    .execute(conn)?;
-    if updated == 1 {
-        Ok(())
-    } else {
-        Err(ApiError::internal(format!(
+    .returning(LEVEL_COLUMNS)
+    .get_result(conn)
+    .optional()?;
+    match updated {
+        Some(level) => after_change(conn, &level, "release", quantity, None),
+        None => Err(ApiError::internal(format!(
             "cannot release {quantity} copies of book {book_id}: fewer are reserved"
-        )))
+        ))),
     }
 }
 
@@ -302,7 +337,7 @@ pub fn consume(
         return Err(ApiError::internal("consume called outside a transaction"));
     }
     let at = crate::db::now();
-    let updated = diesel::update(
+    let updated: Option<StockLevelRow> = diesel::update(
         stock_levels::table
             .filter(stock_levels::book_id.eq(book_id))
             .filter(stock_levels::reserved.ge(quantity))
@@ -314,12 +349,21 @@ pub fn consume(
         stock_levels::version.eq(stock_levels::version + 1),
         stock_levels::updated_at.eq(at),
     ))
-    .execute(conn)?;
-    if updated != 1 {
+    .returning(LEVEL_COLUMNS)
+    .get_result(conn)
+    .optional()?;
+    let Some(level) = updated else {
         return Err(ApiError::internal(format!(
             "cannot consume {quantity} copies of book {book_id}: fewer are reserved or on hand"
         )));
-    }
+    };
+    after_change(
+        conn,
+        &level,
+        MovementKind::Sale.as_str(),
+        -quantity,
+        Some(reference),
+    )?;
     insert_movement(
         conn,
         &Movement {

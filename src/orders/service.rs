@@ -13,6 +13,7 @@ use crate::orders::model::*;
 use crate::orders::payments::{self, PaymentMethod, PaymentProvider, PaymentStatus};
 use crate::orders::refunds::{self, RefundRow};
 use crate::orders::state::{self, OrderAction, OrderStatus};
+use crate::webhooks::outbox::{self, EventType};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -224,7 +225,7 @@ pub fn create_order(
         }
         record_event(
             conn,
-            row.id,
+            &row,
             None,
             OrderStatus::PendingPayment,
             Some(user.id),
@@ -315,7 +316,7 @@ fn counter_sale(
 
 fn record_event(
     conn: &mut DbConn,
-    order_id: i64,
+    order: &OrderRow,
     from: Option<OrderStatus>,
     to: OrderStatus,
     actor: Option<i64>,
@@ -324,7 +325,7 @@ fn record_event(
 ) -> Result<(), ApiError> {
     diesel::insert_into(order_events::table)
         .values((
-            order_events::order_id.eq(order_id),
+            order_events::order_id.eq(order.id),
             order_events::from_status.eq(from.map(OrderStatus::as_str)),
             order_events::to_status.eq(to.as_str()),
             order_events::actor_user_id.eq(actor),
@@ -332,7 +333,37 @@ fn record_event(
             order_events::created_at.eq(at),
         ))
         .execute(conn)?;
+    if let Some(kind) = webhook_event(from, to) {
+        outbox::emit(
+            conn,
+            kind,
+            serde_json::json!({
+                "order_id": order.id,
+                "status": to.as_str(),
+                "previous_status": from.map(OrderStatus::as_str),
+                "customer_id": order.customer_id,
+                "currency": order.currency,
+                "total_cents": order.total_cents,
+                "note": note,
+            }),
+        )?;
+    }
     Ok(())
+}
+
+/// The webhook event a status change announces: placing, paying, fulfilling, cancelling (or
+/// expiring) and each received return. Completion is internal bookkeeping and announces nothing.
+fn webhook_event(from: Option<OrderStatus>, to: OrderStatus) -> Option<EventType> {
+    match (from, to) {
+        (None, _) => Some(EventType::OrderCreated),
+        (_, OrderStatus::Paid) => Some(EventType::OrderPaid),
+        (_, OrderStatus::Fulfilled) => Some(EventType::OrderFulfilled),
+        (_, OrderStatus::Cancelled) => Some(EventType::OrderCancelled),
+        (_, OrderStatus::PartiallyReturned | OrderStatus::Returned) => {
+            Some(EventType::OrderReturned)
+        }
+        _ => None,
+    }
 }
 
 /// The order if `user` may see it: staff see every order, a customer only their own (anything
@@ -555,7 +586,7 @@ pub(crate) fn transition(
             Ok(_) => ApiError::Conflict("the order changed meanwhile; retry".into()),
         });
     };
-    record_event(conn, row.id, Some(from), to, actor.user_id, note, at)?;
+    record_event(conn, &updated, Some(from), to, actor.user_id, note, at)?;
     Ok(updated)
 }
 
