@@ -506,7 +506,8 @@ async fn a_delivery_is_given_up_when_its_event_outlives_the_retry_window() {
     receiver.fail_next(usize::MAX);
     let app = TestApp::spawn_with(|s| {
         worker(s);
-        s.webhook_max_age = Duration::from_millis(500);
+        // Attempts at about 0, 50, 150, 350 and 750 ms; the next would be past 1 s.
+        s.webhook_max_age = Duration::from_secs(1);
     })
     .await;
     let admin = app.admin();

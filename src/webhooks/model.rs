@@ -264,7 +264,8 @@ pub struct DeliveryView {
     /// Attempts started, including one in progress or cut short by a crash (which may therefore
     /// be missing from `attempts`).
     pub attempt_count: i32,
-    /// When the next attempt is due, while pending.
+    /// When the next attempt is due, while pending (while an attempt is in progress: the end of
+    /// its lease, after which another worker may take it over).
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_status_code: Option<i32>,
     pub last_error: Option<String>,
