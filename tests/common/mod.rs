@@ -26,7 +26,9 @@ pub struct TestApp {
     pub state: actix_web::web::Data<AppState>,
     server: Option<actix_web::dev::ServerHandle>,
     thread: Option<std::thread::JoinHandle<()>>,
-    db: TestDb,
+    /// Shared with the servers started on the same database ([`TestApp::sibling_with`]); the
+    /// database is removed when the last of them is dropped.
+    db: std::sync::Arc<TestDb>,
 }
 
 /// A response, read whole.
@@ -101,7 +103,15 @@ impl TestApp {
         tune: impl FnOnce(&mut Settings),
         provider: std::sync::Arc<dyn PaymentProvider>,
     ) -> TestApp {
-        let db = TestDb::create();
+        Self::spawn_on(std::sync::Arc::new(TestDb::create()), tune, provider).await
+    }
+
+    /// Spawns a server on an existing test database.
+    async fn spawn_on(
+        db: std::sync::Arc<TestDb>,
+        tune: impl FnOnce(&mut Settings),
+        provider: std::sync::Arc<dyn PaymentProvider>,
+    ) -> TestApp {
         let mut settings = Settings::for_database(&db.url);
         settings.pool_size = 4;
         settings.workers = Some(2);
@@ -132,6 +142,20 @@ impl TestApp {
             thread: Some(thread),
             db,
         }
+    }
+
+    /// Starts another server (its own state, pool and background workers) on this test's
+    /// database, as a second replica would run; settings as [`TestApp::spawn_with`].
+    pub async fn sibling_with(&self, tune: impl FnOnce(&mut Settings)) -> TestApp {
+        Self::spawn_on(self.db.clone(), tune, std::sync::Arc::new(TestProvider)).await
+    }
+
+    /// Stops this server (its background workers die with it) and starts a new one on the same
+    /// database, as a restart or a crash followed by a restart would.
+    pub async fn restart_with(self, tune: impl FnOnce(&mut Settings)) -> TestApp {
+        let db = self.db.clone();
+        drop(self);
+        Self::spawn_on(db, tune, std::sync::Arc::new(TestProvider)).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -403,4 +427,170 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// A request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    /// Header names in lower case.
+    pub headers: std::collections::HashMap<String, String>,
+    pub body: String,
+    /// The status it was answered with.
+    pub status: u16,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).expect("a JSON body")
+    }
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    requests: std::sync::Mutex<Vec<Received>>,
+    /// Requests still to be answered 500 before answering 200 again.
+    failures_left: std::sync::atomic::AtomicUsize,
+}
+
+/// A small HTTP server on 127.0.0.1 (its own thread, like [`TestApp`]) that records every request
+/// (any method, any path) and answers 200, or 500 while told to fail.
+pub struct Receiver {
+    pub base: String,
+    state: std::sync::Arc<ReceiverState>,
+    server: Option<actix_web::dev::ServerHandle>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Receiver {
+    pub fn start() -> Receiver {
+        use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+        let state = std::sync::Arc::new(ReceiverState::default());
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let server_state = state.clone();
+        let thread = std::thread::spawn(move || {
+            let system = actix_web::rt::System::new();
+            system.block_on(async move {
+                let shared = web::Data::from(server_state);
+                let server = HttpServer::new(move || {
+                    App::new().app_data(shared.clone()).default_service(web::to(
+                        |req: HttpRequest, body: web::Bytes, st: web::Data<ReceiverState>| async move {
+                            use std::sync::atomic::Ordering;
+                            let fail = st
+                                .failures_left
+                                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                                .is_ok();
+                            let status = if fail { 500 } else { 200 };
+                            st.requests.lock().unwrap().push(Received {
+                                method: req.method().to_string(),
+                                path: req.path().to_owned(),
+                                headers: req
+                                    .headers()
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
+                                    })
+                                    .collect(),
+                                body: String::from_utf8_lossy(&body).into_owned(),
+                                status,
+                            });
+                            if fail {
+                                HttpResponse::InternalServerError().body("receiver told to fail")
+                            } else {
+                                HttpResponse::Ok().body("ok")
+                            }
+                        },
+                    ))
+                })
+                .workers(1)
+                .listen(listener)
+                .expect("listen")
+                .run();
+                tx.send(server.handle()).expect("send handle");
+                let _ = server.await;
+            });
+        });
+        let server = rx.recv().expect("receiver handle");
+        Receiver {
+            base,
+            state,
+            server: Some(server),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Answers the next `n` requests with 500 (`usize::MAX`: all of them).
+    pub fn fail_next(&self, n: usize) {
+        self.state
+            .failures_left
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<Received> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    /// The requests so far to `path`.
+    pub fn requests_to(&self, path: &str) -> Vec<Received> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    }
+
+    /// Waits (up to 10 s, polling) until `done` holds for the requests so far; returns them.
+    pub async fn wait_for(&self, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+        let deadline = Deadline::new(std::time::Duration::from_secs(10));
+        loop {
+            let requests = self.requests();
+            if done(&requests) {
+                return requests;
+            }
+            deadline.tick(what).await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            drop(server.stop(false));
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A deadline for polling a background effect: `tick` sleeps 20 ms, or fails the test (naming
+/// what was awaited) once the deadline has passed.
+pub struct Deadline(std::time::Instant);
+
+impl Deadline {
+    pub fn new(within: std::time::Duration) -> Deadline {
+        Deadline(std::time::Instant::now() + within)
+    }
+
+    #[track_caller]
+    pub fn tick(&self, what: &str) -> impl std::future::Future<Output = ()> {
+        assert!(
+            std::time::Instant::now() < self.0,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20))
+    }
 }
