@@ -87,15 +87,31 @@ pub fn subscribes(event_types: &str, kind: EventType) -> bool {
         .any(|t| t.trim() == kind.as_str() || t.trim() == "*")
 }
 
-/// The JSON body delivered for an event, exactly as signed and sent on every attempt.
-pub fn payload(id: &str, kind: EventType, at: NaiveDateTime, data: &serde_json::Value) -> String {
-    serde_json::json!({
-        "id": id,
-        "type": kind.as_str(),
-        "created_at": at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "data": data,
+/// The JSON body delivered for an event, exactly as signed and sent on every attempt:
+/// `{id, type, created_at, data}` in that order.
+pub fn payload(
+    id: &str,
+    kind: EventType,
+    at: NaiveDateTime,
+    data: &serde_json::Value,
+) -> Result<String, ApiError> {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        id: &'a str,
+        #[serde(rename = "type")]
+        kind: &'static str,
+        created_at: String,
+        data: &'a serde_json::Value,
+    }
+    serde_json::to_string(&Body {
+        id,
+        kind: kind.as_str(),
+        created_at: at
+            .and_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        data,
     })
-    .to_string()
+    .map_err(|e| ApiError::internal(format!("cannot serialise event {id}: {e}")))
 }
 
 /// Records event `kind` with `data` in the caller's transaction (it refuses to run outside one),
@@ -141,7 +157,7 @@ pub fn enqueue(
         .values((
             webhook_events::id.eq(&id),
             webhook_events::event_type.eq(kind.as_str()),
-            webhook_events::payload.eq(payload(&id, kind, at, data)),
+            webhook_events::payload.eq(payload(&id, kind, at, data)?),
             webhook_events::created_at.eq(at),
         ))
         .execute(conn)?;
