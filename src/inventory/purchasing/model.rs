@@ -286,6 +286,7 @@ pub struct SupplierQuery {
 /// draft|submitted --cancel--> cancelled          (a submitted order has no receipts yet)
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[schema(example = "partially_received")]
 #[serde(rename_all = "snake_case")]
 pub enum PurchaseOrderStatus {
     /// Being prepared: lines, expected date and note can still change.
@@ -327,6 +328,7 @@ impl PurchaseOrderStatus {
 
 /// Something that happens to a purchase order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[schema(example = "receive")]
 #[serde(rename_all = "snake_case")]
 pub enum PurchaseOrderAction {
     /// `PATCH`: change the expected date, the note or the lines.
@@ -470,6 +472,7 @@ pub struct ReceiptRefRow {
 
 /// A line of `POST /purchase-orders` (and of a `PATCH` that replaces the lines).
 #[derive(Debug, Clone, Serialize, Deserialize, Validate, ToSchema)]
+#[schema(example = json!({"book_id": 1, "quantity": 40, "unit_cost_cents": 950}))]
 #[serde(deny_unknown_fields)]
 pub struct PurchaseOrderLineInput {
     pub book_id: i64,
@@ -539,6 +542,7 @@ impl PurchaseOrderPatch {
 
 /// One line of a receipt against a purchase order.
 #[derive(Debug, Clone, Serialize, Deserialize, Validate, ToSchema)]
+#[schema(example = json!({"book_id": 1, "quantity": 25}))]
 #[serde(deny_unknown_fields)]
 pub struct ReceiveLineInput {
     /// A book on the purchase order.
@@ -587,6 +591,11 @@ pub struct PurchaseOrderQuery {
 
 /// A line of a purchase order.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "book_id": 1, "title": "The Left Hand of Darkness", "isbn": "9780441478125",
+    "quantity": 40, "received_quantity": 25, "outstanding": 15, "unit_cost_cents": 950,
+    "line_total_cents": 38000
+}))]
 pub struct PurchaseOrderLineView {
     pub book_id: i64,
     pub title: String,
@@ -604,6 +613,8 @@ pub struct PurchaseOrderLineView {
 
 /// A receipt made against a purchase order.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"id": 7, "note": "Delivery note 4471, one carton short",
+    "user_id": 2, "created_at": "2026-12-04T09:12:00Z"}))]
 pub struct PurchaseOrderReceiptRef {
     /// The receipt id; its movements reference `receipt:<id>`.
     pub id: i64,
@@ -693,6 +704,44 @@ impl PurchaseOrderView {
 /// What `POST /purchase-orders/{id}/receive` answers: the receipt (its lines, the `receipt`
 /// movements and the resulting stock levels) and the purchase order after it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "receipt": {
+        "id": 7, "supplier": "Gollancz Distribution",
+        "note": "Delivery note 4471, one carton short", "user_id": 2,
+        "total_cost_cents": 38150, "currency": "USD",
+        "lines": [{"movement_id": 31, "book_id": 1, "quantity": 25, "unit_cost_cents": 950},
+                  {"movement_id": 32, "book_id": 2, "quantity": 12, "unit_cost_cents": 1200}],
+        "levels": [
+            {"book_id": 1, "title": "The Left Hand of Darkness", "isbn": "9780441478125",
+             "on_hand": 27, "reserved": 2, "available": 25, "reorder_point": 5,
+             "reorder_quantity": 20, "low_stock": false, "on_order": 15,
+             "avg_unit_cost_cents": 948, "stock_value_cents": 25596, "version": 9,
+             "updated_at": "2026-12-04T09:12:00Z"},
+            {"book_id": 2, "title": "The Dispossessed", "isbn": "9780061054884",
+             "on_hand": 12, "reserved": 0, "available": 12, "reorder_point": 3,
+             "reorder_quantity": 10, "low_stock": false, "on_order": 0,
+             "avg_unit_cost_cents": 1200, "stock_value_cents": 14400, "version": 2,
+             "updated_at": "2026-12-04T09:12:00Z"}],
+        "created_at": "2026-12-04T09:12:00Z"
+    },
+    "purchase_order": {
+        "id": 12, "supplier_id": 3, "supplier_name": "Gollancz Distribution",
+        "status": "partially_received", "currency": "USD", "expected_on": "2026-12-05",
+        "note": "Christmas restock", "total_cents": 52400,
+        "lines": [
+            {"book_id": 1, "title": "The Left Hand of Darkness", "isbn": "9780441478125",
+             "quantity": 40, "received_quantity": 25, "outstanding": 15,
+             "unit_cost_cents": 950, "line_total_cents": 38000},
+            {"book_id": 2, "title": "The Dispossessed", "isbn": "9780061054884",
+             "quantity": 12, "received_quantity": 12, "outstanding": 0,
+             "unit_cost_cents": 1200, "line_total_cents": 14400}],
+        "receipts": [{"id": 7, "note": "Delivery note 4471, one carton short", "user_id": 2,
+                      "created_at": "2026-12-04T09:12:00Z"}],
+        "allowed_actions": ["receive"], "version": 4, "created_by": 2,
+        "created_at": "2026-11-25T10:00:00Z", "updated_at": "2026-12-04T09:12:00Z",
+        "submitted_at": "2026-11-25T10:05:00Z", "received_at": null, "cancelled_at": null
+    }
+}))]
 pub struct PurchaseOrderReceiptView {
     pub receipt: ReceiptView,
     pub purchase_order: PurchaseOrderView,

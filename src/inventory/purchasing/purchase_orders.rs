@@ -530,30 +530,7 @@ pub fn receive(
     let note = clean(input.note.as_deref());
     write_transaction(conn, |conn| {
         let at = now();
-        // Take the order's row first, if it can take a receipt: receipts of one order then run
-        // one after another, each seeing the lines as the previous one left them.
-        let claimed: Option<PurchaseOrderRow> = diesel::update(
-            purchase_orders::table
-                .filter(purchase_orders::id.eq(id))
-                .filter(purchase_orders::status.eq_any([
-                    PurchaseOrderStatus::Submitted.as_str(),
-                    PurchaseOrderStatus::PartiallyReceived.as_str(),
-                ])),
-        )
-        .set(purchase_orders::updated_at.eq(at))
-        .returning(purchase_orders::all_columns)
-        .get_result(conn)
-        .optional()?;
-        let row = match claimed {
-            Some(row) => row,
-            None => {
-                let current = order_row(conn, id)?;
-                model::next(current.status()?, PurchaseOrderAction::Receive, false)?;
-                return Err(ApiError::Conflict(
-                    "the purchase order changed meanwhile; retry".into(),
-                ));
-            }
-        };
+        let row = claim_for_receipt(conn, id, at)?;
         let ordered: HashMap<i64, PurchaseOrderLineRow> = purchase_order_lines::table
             .filter(purchase_order_lines::purchase_order_id.eq(id))
             .select(PurchaseOrderLineRow::as_select())
@@ -561,73 +538,11 @@ pub fn receive(
             .into_iter()
             .map(|l| (l.book_id, l))
             .collect();
-        let mut unknown = Vec::new();
-        let mut over = Vec::new();
-        for (i, line) in input.lines.iter().enumerate() {
-            match ordered.get(&line.book_id) {
-                None => unknown.push(FieldError::new(
-                    format!("lines[{i}].book_id"),
-                    format!("book {} is not on purchase order {id}", line.book_id),
-                )),
-                Some(l) if !input.allow_over_receipt => {
-                    let outstanding = (l.quantity - l.received_quantity).max(0);
-                    if line.quantity > outstanding {
-                        over.push(format!(
-                            "lines[{i}] (book {}): {} copies received but only {outstanding} \
-                             outstanding (ordered {}, received so far {})",
-                            line.book_id, line.quantity, l.quantity, l.received_quantity
-                        ));
-                    }
-                }
-                Some(_) => {}
-            }
-        }
-        if !unknown.is_empty() {
-            return Err(ApiError::Validation(unknown));
-        }
-        if !over.is_empty() {
-            return Err(over_receipt(&over));
-        }
-
+        check_receipt(id, &ordered, input)?;
         let mut by_book: Vec<usize> = (0..input.lines.len()).collect();
         by_book.sort_by_key(|&i| input.lines[i].book_id);
         for &i in &by_book {
-            let line = &input.lines[i];
-            let q = line.quantity;
-            let line_row = purchase_order_lines::table
-                .filter(purchase_order_lines::purchase_order_id.eq(id))
-                .filter(purchase_order_lines::book_id.eq(line.book_id));
-            let add = purchase_order_lines::received_quantity
-                .eq(purchase_order_lines::received_quantity + q);
-            let updated = if input.allow_over_receipt {
-                diesel::update(line_row).set(add).execute(conn)?
-            } else {
-                diesel::update(
-                    line_row.filter(
-                        (purchase_order_lines::received_quantity + q)
-                            .le(purchase_order_lines::quantity),
-                    ),
-                )
-                .set(add)
-                .execute(conn)?
-            };
-            if updated != 1 {
-                // Unreachable while the order's row is held; kept as the guard of the rule.
-                let (quantity, received): (i64, i64) = purchase_order_lines::table
-                    .filter(purchase_order_lines::purchase_order_id.eq(id))
-                    .filter(purchase_order_lines::book_id.eq(line.book_id))
-                    .select((
-                        purchase_order_lines::quantity,
-                        purchase_order_lines::received_quantity,
-                    ))
-                    .first(conn)?;
-                return Err(over_receipt(&[format!(
-                    "lines[{i}] (book {}): {q} copies received but only {} outstanding \
-                     (ordered {quantity}, received so far {received})",
-                    line.book_id,
-                    (quantity - received).max(0)
-                )]));
-            }
+            add_received(conn, id, i, &input.lines[i], input.allow_over_receipt)?;
         }
 
         let supplier_name: String = suppliers::table
@@ -731,4 +646,119 @@ fn over_receipt(lines: &[String]) -> ApiError {
          allow_over_receipt: true to keep the extra copies",
         lines.join("; ")
     ))
+}
+
+/// Takes the row of order `id` if it can take a receipt (a conditional write that changes only
+/// `updated_at`): receipts of one order then run one after another, each seeing the lines as the
+/// previous one left them. Otherwise the state machine's 409 (or 404).
+fn claim_for_receipt(
+    conn: &mut DbConn,
+    id: i64,
+    at: NaiveDateTime,
+) -> Result<PurchaseOrderRow, ApiError> {
+    let claimed: Option<PurchaseOrderRow> = diesel::update(
+        purchase_orders::table
+            .filter(purchase_orders::id.eq(id))
+            .filter(purchase_orders::status.eq_any([
+                PurchaseOrderStatus::Submitted.as_str(),
+                PurchaseOrderStatus::PartiallyReceived.as_str(),
+            ])),
+    )
+    .set(purchase_orders::updated_at.eq(at))
+    .returning(purchase_orders::all_columns)
+    .get_result(conn)
+    .optional()?;
+    match claimed {
+        Some(row) => Ok(row),
+        None => {
+            let current = order_row(conn, id)?;
+            model::next(current.status()?, PurchaseOrderAction::Receive, false)?;
+            Err(ApiError::Conflict(
+                "the purchase order changed meanwhile; retry".into(),
+            ))
+        }
+    }
+}
+
+/// Checks a receipt against the order's lines (by book): every book must be on the order (422),
+/// and without `allow_over_receipt` no line may exceed its outstanding quantity (409 naming
+/// every such line).
+fn check_receipt(
+    id: i64,
+    ordered: &HashMap<i64, PurchaseOrderLineRow>,
+    input: &ReceivePurchaseOrder,
+) -> Result<(), ApiError> {
+    let mut unknown = Vec::new();
+    let mut over = Vec::new();
+    for (i, line) in input.lines.iter().enumerate() {
+        match ordered.get(&line.book_id) {
+            None => unknown.push(FieldError::new(
+                format!("lines[{i}].book_id"),
+                format!("book {} is not on purchase order {id}", line.book_id),
+            )),
+            Some(l) if !input.allow_over_receipt => {
+                if line.quantity > (l.quantity - l.received_quantity).max(0) {
+                    over.push(over_line(i, line, l.quantity, l.received_quantity));
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(ApiError::Validation(unknown));
+    }
+    if !over.is_empty() {
+        return Err(over_receipt(&over));
+    }
+    Ok(())
+}
+
+/// Adds line `i` of a receipt to the order's line for its book: `received_quantity += q` on
+/// condition that it stays within the ordered quantity (no condition for an over-receipt). When
+/// the condition fails, the 409 names the line; the caller's transaction then rolls back every
+/// line already added.
+fn add_received(
+    conn: &mut DbConn,
+    id: i64,
+    i: usize,
+    line: &ReceiveLineInput,
+    allow_over_receipt: bool,
+) -> Result<(), ApiError> {
+    let q = line.quantity;
+    let line_row = purchase_order_lines::table
+        .filter(purchase_order_lines::purchase_order_id.eq(id))
+        .filter(purchase_order_lines::book_id.eq(line.book_id));
+    let add =
+        purchase_order_lines::received_quantity.eq(purchase_order_lines::received_quantity + q);
+    let updated = if allow_over_receipt {
+        diesel::update(line_row).set(add).execute(conn)?
+    } else {
+        diesel::update(line_row.filter(
+            (purchase_order_lines::received_quantity + q).le(purchase_order_lines::quantity),
+        ))
+        .set(add)
+        .execute(conn)?
+    };
+    if updated == 1 {
+        return Ok(());
+    }
+    // [`check_receipt`] has refused this already while the order's row is held; this is the
+    // rule's last guard.
+    let (quantity, received): (i64, i64) = line_row
+        .select((
+            purchase_order_lines::quantity,
+            purchase_order_lines::received_quantity,
+        ))
+        .first(conn)?;
+    Err(over_receipt(&[over_line(i, line, quantity, received)]))
+}
+
+fn over_line(i: usize, line: &ReceiveLineInput, quantity: i64, received: i64) -> String {
+    format!(
+        "lines[{i}] (book {}): {} copies received but only {} outstanding (ordered {quantity}, \
+         received so far {received})",
+        line.book_id,
+        line.quantity,
+        (quantity - received).max(0)
+    )
 }
