@@ -1,7 +1,9 @@
 //! HTTP plumbing shared by every area: body and query extractors that answer problem+json,
-//! request ids, the error-body normaliser, pagination and `If-Match` handling.
+//! request ids, the error-body normaliser, pagination, `If-Match` handling and `Idempotency-Key`
+//! replays.
 
 pub mod extract;
+pub mod idempotent;
 pub mod middleware;
 pub mod pagination;
 

@@ -178,12 +178,18 @@ fn update_average_cost(
     unit_cost_cents: i64,
 ) -> Result<(), ApiError> {
     use diesel::sql_types::{BigInt, Nullable};
+    let cost = quantity.checked_mul(unit_cost_cents).ok_or_else(|| {
+        ApiError::invalid(
+            "unit_cost_cents",
+            "quantity × unit cost is too large to record",
+        )
+    })?;
     let average = diesel::dsl::sql::<Nullable<BigInt>>(
         "CASE WHEN avg_unit_cost_cents IS NULL OR on_hand <= 0 THEN ",
     )
     .bind::<BigInt, _>(unit_cost_cents)
     .sql(" ELSE (on_hand * avg_unit_cost_cents + ")
-    .bind::<BigInt, _>(quantity * unit_cost_cents)
+    .bind::<BigInt, _>(cost)
     .sql(" + (on_hand + ")
     .bind::<BigInt, _>(quantity)
     .sql(") / 2) / (on_hand + ")

@@ -3,13 +3,14 @@
 use crate::app::AppState;
 use crate::auth::StaffUser;
 use crate::db;
-use crate::error::{ApiError, Problem, PROBLEM_JSON};
+use crate::error::{ApiError, Problem};
 use crate::http::extract::{etag, if_match_version};
+use crate::http::idempotent::{answer_created, create_once};
 use crate::http::{ApiJson, ApiQuery, Page};
 use crate::inventory::model::{ReceiptLineView, ReceiptView};
 use crate::inventory::purchasing::model::*;
 use crate::inventory::purchasing::{purchase_orders, suppliers};
-use crate::orders::idempotency::{self, Outcome};
+use crate::orders::idempotency;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::OpenApi;
@@ -372,40 +373,17 @@ pub async fn receive_purchase_order(
     let input = body.into_inner();
     let user_id = staff.0.id;
     let currency = state.settings.currency.clone();
-    let Some(key) = idempotency::key_from(&req)? else {
-        let received = db::run(&state.pool, move |conn| {
-            purchase_orders::receive(conn, id, &input, user_id, &currency, |_, _| Ok(()))
-        })
-        .await?;
-        return Ok(HttpResponse::Created().json(received));
-    };
     // The key is bound to the order as well as the body: reused for another order (or another
     // endpoint) it is refused, never answered with this receipt.
     let hash = idempotency::request_hash(&serde_json::json!({
         "purchase_order_id": id,
         "receive": &input,
     }))?;
-    let scope = format!("user:{user_id}");
-    let outcome = db::run(&state.pool, move |conn| {
-        idempotency::run_once(conn, &scope, &key, &hash, move |conn, store| {
-            purchase_orders::receive(conn, id, &input, user_id, &currency, |c, v| store(c, v))
-        })
+    let outcome = create_once(&state, &req, user_id, hash, move |conn, store| {
+        purchase_orders::receive(conn, id, &input, user_id, &currency, |c, v| store(c, v))
     })
     .await?;
-    Ok(match outcome {
-        Outcome::Fresh(received) => HttpResponse::Created().json(received),
-        Outcome::Replayed { status, body } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            HttpResponse::build(status)
-                .insert_header(("Idempotent-Replayed", "true"))
-                .content_type(if status.is_success() {
-                    "application/json"
-                } else {
-                    PROBLEM_JSON
-                })
-                .body(body)
-        }
-    })
+    Ok(answer_created(outcome, None))
 }
 
 #[derive(OpenApi)]
