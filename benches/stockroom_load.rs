@@ -59,8 +59,8 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{
-    env_num, http_client, import_csv, isbn13, login, machine_busy_ticks, new_histogram, report,
-    shorten, stat_ticks, yes_no, BenchResult, Rng, Server, ServerConfig, CLOCK_TICKS,
+    env_num, http_client, import_generated_books, isbn13, login, machine_busy_ticks, new_histogram,
+    report, shorten, stat_ticks, yes_no, BenchResult, Rng, Server, ServerConfig, CLOCK_TICKS,
 };
 
 const ADMIN_EMAIL: &str = "stockroom-bench@example.com";
@@ -239,7 +239,14 @@ async fn prepare_template(cfg: &Config, client: &reqwest::Client) -> BenchResult
     let (token, _) = login(client, &server.base, &cfg.server).await?;
 
     let started = Instant::now();
-    import_books(client, &server.base, &token, cfg.books).await?;
+    import_generated_books(
+        client,
+        &server.base,
+        &token,
+        cfg.books,
+        "Stockroom Bench Volume",
+    )
+    .await?;
     let pool = bookstore::db::build_pool(&cfg.server.database_url, 2)?;
     let ids = book_ids(&pool)?;
     if ids.len() as u64 != cfg.books {
@@ -292,36 +299,6 @@ async fn prepare_template(cfg: &Config, client: &reqwest::Client) -> BenchResult
     );
     drop(pool);
     drop(server);
-    Ok(())
-}
-
-async fn import_books(
-    client: &reqwest::Client,
-    base: &str,
-    token: &str,
-    books: u64,
-) -> BenchResult<()> {
-    let mut w = csv::Writer::from_writer(Vec::with_capacity(80 * books as usize));
-    w.write_record(["isbn", "title", "language", "format", "list_price_cents"])
-        .map_err(|e| e.to_string())?;
-    for n in 0..books {
-        w.write_record([
-            isbn13(n).as_str(),
-            &format!("Stockroom Bench Volume {n}"),
-            "en",
-            "paperback",
-            &(499 + (n * 37) % 5_500).to_string(),
-        ])
-        .map_err(|e| e.to_string())?;
-    }
-    let csv = w.into_inner().map_err(|e| e.to_string())?;
-    let (status, body) = import_csv(client, base, token, csv).await?;
-    if !status.is_success() {
-        return Err(format!(
-            "POST /api/v1/books/import answered {status}: {}",
-            shorten(&body, 300)
-        ));
-    }
     Ok(())
 }
 

@@ -273,6 +273,40 @@ pub async fn import_csv(
     Ok((status, body))
 }
 
+/// Imports `books` generated paperbacks (ISBNs `isbn13(0..books)`, titles `<title> <n>`, prices
+/// from 4.99 to 59.98) through the CSV import.
+#[allow(dead_code)] // the catalog bench imports its own richer rows
+pub async fn import_generated_books(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    books: u64,
+    title: &str,
+) -> BenchResult<()> {
+    let mut w = csv::Writer::from_writer(Vec::with_capacity(80 * books as usize));
+    w.write_record(["isbn", "title", "language", "format", "list_price_cents"])
+        .map_err(|e| e.to_string())?;
+    for n in 0..books {
+        w.write_record([
+            isbn13(n).as_str(),
+            &format!("{title} {n}"),
+            "en",
+            "paperback",
+            &(499 + (n * 37) % 5_500).to_string(),
+        ])
+        .map_err(|e| e.to_string())?;
+    }
+    let csv = w.into_inner().map_err(|e| e.to_string())?;
+    let (status, body) = import_csv(client, base, token, csv).await?;
+    if !status.is_success() {
+        return Err(format!(
+            "POST /api/v1/books/import answered {status}: {}",
+            shorten(&body, 300)
+        ));
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Measurement
 
