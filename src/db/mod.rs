@@ -204,6 +204,40 @@ pub fn in_transaction(conn: &mut DbConn) -> Result<bool, crate::error::ApiError>
         .is_some())
 }
 
+/// Numbers the bind parameters of a hand-written statement: `$1, $2, …` on PostgreSQL, `?` on
+/// SQLite (which resolves every `$n` by a linear search among the names seen so far, so that
+/// preparing a statement with thousands of them takes a quadratic hundred milliseconds).
+#[derive(Debug)]
+pub struct Placeholders {
+    numbered: bool,
+    count: usize,
+}
+
+impl Placeholders {
+    pub fn new(conn: &DbConn) -> Self {
+        Placeholders {
+            numbered: matches!(conn, DbConn::Pg(_)),
+            count: 0,
+        }
+    }
+
+    /// The next parameter.
+    pub fn one(&mut self) -> String {
+        self.count += 1;
+        if self.numbered {
+            format!("${}", self.count)
+        } else {
+            "?".to_owned()
+        }
+    }
+
+    /// The next `width` parameters as a row of a `VALUES` list: `($1, $2, $3)`.
+    pub fn row(&mut self, width: usize) -> String {
+        let binds: Vec<String> = (0..width).map(|_| self.one()).collect();
+        format!("({})", binds.join(", "))
+    }
+}
+
 /// Current UTC time without offset, the form every timestamp column stores.
 pub fn now() -> chrono::NaiveDateTime {
     chrono::Utc::now().naive_utc()

@@ -72,7 +72,7 @@ impl AdjustmentReason {
 }
 
 /// A row of `stock_levels`, in column order (also the order of `RETURNING`).
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = stock_levels)]
 pub struct StockLevelRow {
     pub book_id: i64,
@@ -88,7 +88,7 @@ pub struct StockLevelRow {
 }
 
 /// A row of `stock_movements`, in column order (also the order of `RETURNING`).
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = stock_movements)]
 pub struct MovementRow {
     pub id: i64,

@@ -560,35 +560,42 @@ pub fn receive(
             .returning(stock_receipts::id)
             .get_result(conn)?;
         let reference = format!("receipt:{receipt_id}");
-        let mut receipt_lines: Vec<Option<ReceiptLineView>> = vec![None; input.lines.len()];
-        for &i in &by_book {
-            let line = &input.lines[i];
-            let cost = ordered
-                .get(&line.book_id)
-                .map(|l| l.unit_cost_cents)
-                .ok_or_else(|| ApiError::internal("a received line left the order"))?;
-            let (_, movement) = stock::apply_movement(
-                conn,
-                &Movement {
-                    book_id: line.book_id,
-                    quantity: line.quantity,
-                    kind: MovementKind::Receipt,
-                    reference: Some(&reference),
-                    reason: None,
-                    note: note.as_deref(),
-                    unit_cost_cents: Some(cost),
-                    user_id: Some(user_id),
-                    at,
-                },
-            )?;
-            receipt_lines[i] = Some(ReceiptLineView {
+        let costs = input
+            .lines
+            .iter()
+            .map(|line| {
+                ordered
+                    .get(&line.book_id)
+                    .map(|l| l.unit_cost_cents)
+                    .ok_or_else(|| ApiError::internal("a received line left the order"))
+            })
+            .collect::<Result<Vec<i64>, ApiError>>()?;
+        let movements: Vec<Movement<'_>> = input
+            .lines
+            .iter()
+            .zip(&costs)
+            .map(|(line, &cost)| Movement {
+                book_id: line.book_id,
+                quantity: line.quantity,
+                kind: MovementKind::Receipt,
+                reference: Some(&reference),
+                reason: None,
+                note: note.as_deref(),
+                unit_cost_cents: Some(cost),
+                user_id: Some(user_id),
+                at,
+            })
+            .collect();
+        let receipt_lines: Vec<ReceiptLineView> = stock::apply_movements(conn, &movements)?
+            .into_iter()
+            .zip(input.lines.iter().zip(costs))
+            .map(|((_, movement), (line, cost))| ReceiptLineView {
                 movement_id: movement.id,
                 book_id: line.book_id,
                 quantity: line.quantity,
                 unit_cost_cents: cost,
-            });
-        }
-        let receipt_lines: Vec<ReceiptLineView> = receipt_lines.into_iter().flatten().collect();
+            })
+            .collect();
 
         let incomplete: i64 = purchase_order_lines::table
             .filter(purchase_order_lines::purchase_order_id.eq(id))

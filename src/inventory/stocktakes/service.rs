@@ -1,6 +1,6 @@
 //! Stocktake rules: opening a count over a scope with a snapshot of each book's `on_hand`,
 //! recording counts in batches, the variance report, and completing (posting the variance to the
-//! ledger through [`stock::apply_movement`]) or cancelling.
+//! ledger through [`stock::apply_movements`]) or cancelling.
 //!
 //! The variance of a counted line is `counted − expected_at_count`, where `expected_at_count` is
 //! the book's `on_hand` in the transaction that recorded the count. Since `on_hand` always equals
@@ -17,13 +17,13 @@
 //!
 //! Work is done in bulk so that stocktakes of tens of thousands of books stay fast: the lines are
 //! inserted by one `INSERT … SELECT`, a batch of counts is one `UPDATE … FROM (VALUES …)` per
-//! thousand counts, completion reads every line with its level in one query and calls
-//! `apply_movement` only for the lines that change.
+//! thousand counts, completion reads every line with its level in one query and posts the lines
+//! that change through the bulk `stock::apply_movements`.
 
 use crate::db::schema::{
     book_categories, books, categories, stock_levels, stocktake_lines, stocktakes,
 };
-use crate::db::{now, write_transaction, DbConn, MultiBackend};
+use crate::db::{now, write_transaction, DbConn, MultiBackend, Placeholders};
 use crate::error::{ApiError, FieldError};
 use crate::http::{Page, PageParams};
 use crate::inventory::model::MovementKind;
@@ -363,16 +363,6 @@ fn touch_open(conn: &mut DbConn, id: i64, at: NaiveDateTime, action: &str) -> Re
     }
 }
 
-/// The text of the `n`th (1-based) bind parameter: `$n` on PostgreSQL, `?` on SQLite (which
-/// resolves every `$n` by a linear search among the names seen so far: preparing a statement
-/// with thousands of them takes a quadratic hundred milliseconds).
-fn placeholder(conn: &DbConn, n: usize) -> String {
-    match conn {
-        DbConn::Pg(_) => format!("${n}"),
-        DbConn::Sqlite(_) => "?".to_owned(),
-    }
-}
-
 /// A bind of a [`ValuesUpdate`]'s `SET` clause.
 #[derive(Debug, Clone, Copy)]
 enum Bind {
@@ -399,29 +389,25 @@ impl ValuesUpdate<'_> {
     fn run(&self, conn: &mut DbConn, pairs: &[(i64, i64)]) -> Result<usize, ApiError> {
         let mut updated = 0;
         for chunk in pairs.chunks(CHUNK) {
-            let mut n = 0;
-            let mut next = |conn: &DbConn| {
-                n += 1;
-                placeholder(conn, n)
-            };
+            let mut binds = Placeholders::new(conn);
             let mut text = String::with_capacity(chunk.len() * 16 + 300);
             text.push_str("UPDATE stocktake_lines SET ");
             text.push_str(self.set);
             for (column, _) in self.set_binds {
-                text.push_str(&format!(", {column} = {}", next(conn)));
+                text.push_str(&format!(", {column} = {}", binds.one()));
             }
             text.push_str(" FROM (VALUES ");
             for i in 0..chunk.len() {
                 if i > 0 {
                     text.push_str(", ");
                 }
-                text.push_str(&format!("({}, {})", next(conn), next(conn)));
+                text.push_str(&binds.row(2));
             }
             text.push_str(") AS v");
             text.push_str(&format!(
                 " WHERE stocktake_lines.stocktake_id = {} \
                  AND stocktake_lines.book_id = v.column1",
-                next(conn)
+                binds.one()
             ));
             let mut query: BoxedSqlQuery<'_, MultiBackend, SqlQuery> =
                 diesel::sql_query(text).into_boxed();
@@ -611,7 +597,7 @@ pub fn complete(
             .load(conn)?;
         close_lines(conn, id)?;
         let reference = format!("stocktake:{id}");
-        let mut posted: Vec<(i64, i64)> = Vec::new();
+        let mut movements: Vec<Movement<'_>> = Vec::new();
         let (mut counted, mut variance_units, mut variance_value) = (0_i64, 0_i64, 0_i64);
         for &(book_id, count, expected, on_hand, cost) in &lines {
             let quantity = match count {
@@ -625,12 +611,8 @@ pub fn complete(
                 None if input.zero_uncounted => -on_hand,
                 None => 0,
             };
-            if quantity == 0 {
-                continue;
-            }
-            stock::apply_movement(
-                conn,
-                &Movement {
+            if quantity != 0 {
+                movements.push(Movement {
                     book_id,
                     quantity,
                     kind: MovementKind::Stocktake,
@@ -640,16 +622,16 @@ pub fn complete(
                     unit_cost_cents: None,
                     user_id: Some(user_id),
                     at,
-                },
-            )
-            .map_err(|e| match e {
-                ApiError::Conflict(why) => ApiError::Conflict(format!(
-                    "stocktake {id} cannot be completed, nothing was posted: {why}"
-                )),
-                other => other,
-            })?;
-            posted.push((book_id, quantity));
+                });
+            }
         }
+        stock::apply_movements(conn, &movements).map_err(|e| match e {
+            ApiError::Conflict(why) => ApiError::Conflict(format!(
+                "stocktake {id} cannot be completed, nothing was posted: {why}"
+            )),
+            other => other,
+        })?;
+        let posted: Vec<(i64, i64)> = movements.iter().map(|m| (m.book_id, m.quantity)).collect();
         let recorded = ValuesUpdate {
             set: "posted_quantity = v.column2",
             set_binds: &[],
@@ -743,7 +725,8 @@ fn summaries(conn: &mut DbConn, ids: &[i64]) -> Result<HashMap<i64, Summary>, Ap
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let placeholders: Vec<String> = (1..=ids.len()).map(|n| placeholder(conn, n)).collect();
+    let mut binds = Placeholders::new(conn);
+    let placeholders: Vec<String> = ids.iter().map(|_| binds.one()).collect();
     // SUM of a BIGINT is NUMERIC on PostgreSQL: every figure is cast back.
     let text = format!(
         "SELECT l.stocktake_id AS stocktake_id, \
