@@ -1,6 +1,7 @@
-# Shared setup of the load-benchmark scripts (scripts/bench-catalog.sh, scripts/bench-orders.sh);
-# not run on its own. The script sets, then sources this with its arguments:
-#   BENCH_NAME   the cargo bench target (catalog_load, orders_load)
+# Shared setup of the load-benchmark scripts (scripts/bench-catalog.sh, scripts/bench-orders.sh,
+# scripts/bench-stockroom.sh); not run on its own. The script sets, then sources this with its
+# arguments:
+#   BENCH_NAME   the cargo bench target (catalog_load, orders_load, stockroom_load)
 #   BENCH_TAG    the results file's prefix: bench-out/<tag>-<timestamp>.md
 #   SQLITE_FILE  the SQLite database's file name in the temporary directory
 #   PG_DB        the database created (and dropped afterwards) on BENCH_PG_URL

@@ -139,6 +139,24 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<Vec<String>, String> {
 /// meet `busy_timeout`.
 static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+thread_local! {
+    /// What [`after_commit`] asked to run once this thread's write transaction commits.
+    static ON_COMMIT: std::cell::RefCell<Vec<fn()>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `hook` once the [`write_transaction`] in progress on this thread commits, and never if it
+/// rolls back: for signals that must not overtake the data they announce, such as waking the
+/// webhook worker, which on PostgreSQL would otherwise look before the new event is visible and
+/// then sleep until its next poll. Called outside a `write_transaction`, the hook is dropped when
+/// the next one begins.
+pub fn after_commit(hook: fn()) {
+    ON_COMMIT.with(|hooks| hooks.borrow_mut().push(hook));
+}
+
+fn take_commit_hooks() -> Vec<fn()> {
+    ON_COMMIT.with(|hooks| std::mem::take(&mut *hooks.borrow_mut()))
+}
+
 /// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite (after taking this process's
 /// writer turn, see [`SQLITE_WRITER`]), so that the write lock is taken up front and concurrent
 /// writers queue instead of failing when a read upgrades to a write; a plain `BEGIN` on
@@ -151,6 +169,7 @@ where
     E: From<diesel::result::Error>,
 {
     type Manager = <DbConn as Connection>::TransactionManager;
+    take_commit_hooks();
     let _writer_turn = match conn {
         DbConn::Sqlite(inner) => {
             // A poisoned lock only means another writer panicked; the database rolled it back.
@@ -165,9 +184,14 @@ where
             None
         }
     };
-    match f(conn) {
+    let outcome = f(conn);
+    let hooks = take_commit_hooks();
+    match outcome {
         Ok(value) => match Manager::commit_transaction(conn) {
-            Ok(()) => Ok(value),
+            Ok(()) => {
+                hooks.into_iter().for_each(|hook| hook());
+                Ok(value)
+            }
             Err(commit_error) => {
                 // The commit failed (e.g. a deferred constraint); the transaction is still open.
                 let _ = Manager::rollback_transaction(conn);
@@ -241,4 +265,42 @@ impl Placeholders {
 /// Current UTC time without offset, the form every timestamp column stores.
 pub fn now() -> chrono::NaiveDateTime {
     chrono::Utc::now().naive_utc()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static RAN: AtomicUsize = AtomicUsize::new(0);
+
+    fn count() {
+        RAN.fetch_add(1, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn commit_hooks_run_after_a_commit_only() {
+        let mut conn = DbConn::Sqlite(
+            diesel::SqliteConnection::establish(":memory:").expect("in-memory database"),
+        );
+        let committed: Result<(), ApiError> = write_transaction(&mut conn, |_| {
+            after_commit(count);
+            after_commit(count);
+            assert_eq!(RAN.load(Ordering::SeqCst), 0, "not before the commit");
+            Ok(())
+        });
+        assert!(committed.is_ok());
+        assert_eq!(RAN.load(Ordering::SeqCst), 2);
+
+        let rolled_back: Result<(), ApiError> = write_transaction(&mut conn, |_| {
+            after_commit(count);
+            Err(ApiError::internal("roll back"))
+        });
+        assert!(rolled_back.is_err());
+        // A hook left by work outside a write transaction does not ride on the next one.
+        after_commit(count);
+        let empty: Result<(), ApiError> = write_transaction(&mut conn, |_| Ok(()));
+        assert!(empty.is_ok());
+        assert_eq!(RAN.load(Ordering::SeqCst), 2);
+    }
 }

@@ -484,8 +484,8 @@ pub fn spawn(state: web::Data<AppState>) {
 }
 
 /// The worker loop: claim what is due (as many as there are free slots), send, and look again
-/// at once while claims come back full; otherwise wait for a slot to free up, an emitted event
-/// ([`WAKE`]) or the poll interval.
+/// as soon as half the slots are free while claims come back full; otherwise wait for a slot to
+/// free up, a committed event ([`WAKE`]) or the poll interval.
 async fn run(state: web::Data<AppState>) {
     let poll = state.settings.webhook_poll_interval;
     let lease = state.settings.webhook_timeout + LEASE_MARGIN;
@@ -510,8 +510,11 @@ async fn run(state: web::Data<AppState>) {
             }
         }
         if (more_due || free == 0) && !in_flight.is_empty() {
-            // Slots are the limit: claim again as soon as one frees up.
-            in_flight.next().await;
+            // Slots are the limit: claim again once half of them are free, so that a backlog
+            // drains in claims of several deliveries rather than one claim per delivery.
+            while in_flight.len() > CONCURRENCY / 2 {
+                in_flight.next().await;
+            }
             continue;
         }
         tokio::select! {

@@ -77,10 +77,13 @@ impl EventType {
     }
 }
 
-/// Woken by every emitted event, so that an idle worker starts at once instead of at its next
-/// poll. It may wake before the event's transaction commits; the worker then finds nothing and
-/// the poll picks the event up.
+/// Woken when a transaction that emitted events commits, so that an idle worker starts at once
+/// instead of at its next poll (which still finds events emitted outside `write_transaction`).
 pub static WAKE: LazyLock<Notify> = LazyLock::new(Notify::new);
+
+fn wake_worker() {
+    WAKE.notify_one();
+}
 
 /// Whether an endpoint subscribed to `event_types` (comma-separated) wants `kind`.
 pub fn subscribes(event_types: &str, kind: EventType) -> bool {
@@ -160,7 +163,7 @@ pub fn emit_all(
     insert_events(conn, kind, at, &events)?;
     let ids: Vec<&str> = events.iter().map(|(id, _)| id.as_str()).collect();
     insert_deliveries(conn, &ids, &targets, at)?;
-    WAKE.notify_one();
+    crate::db::after_commit(wake_worker);
     Ok(events.len())
 }
 
@@ -195,7 +198,7 @@ pub fn enqueue(
     let body = payload(&id, kind, at, data)?;
     insert_events(conn, kind, at, &[(id.clone(), body)])?;
     insert_deliveries(conn, &[&id], endpoint_ids, at)?;
-    WAKE.notify_one();
+    crate::db::after_commit(wake_worker);
     Ok(id)
 }
 
