@@ -142,6 +142,18 @@ static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 thread_local! {
     /// What [`after_commit`] asked to run once this thread's write transaction commits.
     static ON_COMMIT: std::cell::RefCell<Vec<fn()>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The serial number of the write transaction in progress on this thread.
+    static CURRENT: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Numbers write transactions, process-wide, for [`current_write_transaction`].
+static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A number naming the [`write_transaction`] in progress on this thread (`None` outside one),
+/// never reused: the key of what may be cached for the length of one transaction, such as the
+/// webhook endpoints that its events go to.
+pub fn current_write_transaction() -> Option<u64> {
+    CURRENT.with(std::cell::Cell::get)
 }
 
 /// Runs `hook` once the [`write_transaction`] in progress on this thread commits, and never if it
@@ -170,6 +182,7 @@ where
 {
     type Manager = <DbConn as Connection>::TransactionManager;
     take_commit_hooks();
+    let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let _writer_turn = match conn {
         DbConn::Sqlite(inner) => {
             // A poisoned lock only means another writer panicked; the database rolled it back.
@@ -184,7 +197,9 @@ where
             None
         }
     };
+    CURRENT.with(|current| current.set(Some(serial)));
     let outcome = f(conn);
+    CURRENT.with(|current| current.set(None));
     let hooks = take_commit_hooks();
     match outcome {
         Ok(value) => match Manager::commit_transaction(conn) {
@@ -302,5 +317,22 @@ mod tests {
         let empty: Result<(), ApiError> = write_transaction(&mut conn, |_| Ok(()));
         assert!(empty.is_ok());
         assert_eq!(RAN.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn each_write_transaction_has_its_own_number() {
+        let mut conn = DbConn::Sqlite(
+            diesel::SqliteConnection::establish(":memory:").expect("in-memory database"),
+        );
+        let number = |conn: &mut DbConn| {
+            write_transaction(conn, |_| {
+                Ok::<_, ApiError>(current_write_transaction().expect("inside"))
+            })
+            .expect("commits")
+        };
+        assert_eq!(current_write_transaction(), None);
+        let (first, second) = (number(&mut conn), number(&mut conn));
+        assert_ne!(first, second);
+        assert_eq!(current_write_transaction(), None);
     }
 }

@@ -11,6 +11,8 @@ use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{BigInt, Text, Timestamp};
 use serde::Serialize;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::LazyLock;
 use tokio::sync::Notify;
 
@@ -175,15 +177,51 @@ fn subscribers(conn: &mut DbConn, kind: EventType) -> Result<Vec<i64>, ApiError>
             "the outbox is written outside a transaction",
         ));
     }
-    let endpoints: Vec<(i64, String)> = webhook_endpoints::table
-        .filter(webhook_endpoints::active.eq(true))
-        .select((webhook_endpoints::id, webhook_endpoints::event_types))
-        .load(conn)?;
+    let endpoints = active_endpoints(conn)?;
     Ok(endpoints
-        .into_iter()
+        .iter()
         .filter(|(_, types)| subscribes(types, kind))
-        .map(|(id, _)| id)
+        .map(|(id, _)| *id)
         .collect())
+}
+
+/// Active endpoints: (id, subscribed event types).
+type Endpoints = Rc<Vec<(i64, String)>>;
+
+thread_local! {
+    /// The active endpoints as the write transaction in progress read them, keyed by its number.
+    static ENDPOINTS: RefCell<Option<(u64, Endpoints)>> = const { RefCell::new(None) };
+}
+
+/// The active endpoints, read once per write transaction: an order emits an event per line and
+/// per status change, and each would otherwise read the table again. Reading anew in every
+/// transaction keeps every replica exact (a cache kept for some time would miss events of an
+/// endpoint registered meanwhile). Nothing that changes endpoints emits events in the same
+/// transaction.
+fn active_endpoints(conn: &mut DbConn) -> Result<Endpoints, ApiError> {
+    let transaction = crate::db::current_write_transaction();
+    if let Some(transaction) = transaction {
+        let cached = ENDPOINTS.with(|cache| {
+            cache
+                .borrow()
+                .as_ref()
+                .filter(|(of, _)| *of == transaction)
+                .map(|(_, endpoints)| Rc::clone(endpoints))
+        });
+        if let Some(endpoints) = cached {
+            return Ok(endpoints);
+        }
+    }
+    let endpoints: Endpoints = Rc::new(
+        webhook_endpoints::table
+            .filter(webhook_endpoints::active.eq(true))
+            .select((webhook_endpoints::id, webhook_endpoints::event_types))
+            .load(conn)?,
+    );
+    if let Some(transaction) = transaction {
+        ENDPOINTS.with(|cache| *cache.borrow_mut() = Some((transaction, Rc::clone(&endpoints))));
+    }
+    Ok(endpoints)
 }
 
 /// Writes an event and a pending delivery of it to each of `endpoint_ids`; returns the event id.
