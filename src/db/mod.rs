@@ -165,6 +165,24 @@ pub fn after_commit(hook: fn()) {
     ON_COMMIT.with(|hooks| hooks.borrow_mut().push(hook));
 }
 
+/// Gives this thread's write transaction a new number until dropped (even by a panic), so that
+/// nothing cached for the transaction outlives it.
+struct Numbered;
+
+impl Numbered {
+    fn enter() -> Numbered {
+        let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        CURRENT.with(|current| current.set(Some(serial)));
+        Numbered
+    }
+}
+
+impl Drop for Numbered {
+    fn drop(&mut self) {
+        CURRENT.with(|current| current.set(None));
+    }
+}
+
 fn take_commit_hooks() -> Vec<fn()> {
     ON_COMMIT.with(|hooks| std::mem::take(&mut *hooks.borrow_mut()))
 }
@@ -182,7 +200,6 @@ where
 {
     type Manager = <DbConn as Connection>::TransactionManager;
     take_commit_hooks();
-    let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let _writer_turn = match conn {
         DbConn::Sqlite(inner) => {
             // A poisoned lock only means another writer panicked; the database rolled it back.
@@ -197,9 +214,10 @@ where
             None
         }
     };
-    CURRENT.with(|current| current.set(Some(serial)));
-    let outcome = f(conn);
-    CURRENT.with(|current| current.set(None));
+    let outcome = {
+        let _numbered = Numbered::enter();
+        f(conn)
+    };
     let hooks = take_commit_hooks();
     match outcome {
         Ok(value) => match Manager::commit_transaction(conn) {
@@ -333,6 +351,13 @@ mod tests {
         assert_eq!(current_write_transaction(), None);
         let (first, second) = (number(&mut conn), number(&mut conn));
         assert_ne!(first, second);
+        assert_eq!(current_write_transaction(), None);
+
+        // Not even a panic inside leaves the number behind.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            write_transaction(&mut conn, |_| -> Result<(), ApiError> { panic!("inside") })
+        }));
+        assert!(panicked.is_err());
         assert_eq!(current_write_transaction(), None);
     }
 }
