@@ -195,7 +195,6 @@ pub fn apply_movements(
                 .map(|m| (m.book_id, m)),
         );
     }
-    let mut events = Vec::with_capacity(movements.len());
     let mut results = Vec::with_capacity(movements.len());
     for m in movements {
         let (Some(level), Some(movement)) = (levels.remove(&m.book_id), written.remove(&m.book_id))
@@ -206,15 +205,14 @@ pub fn apply_movements(
             )));
         };
         alerts::evaluate(conn, &level)?;
-        events.push(stock_changed(
-            &level,
-            m.kind.as_str(),
-            m.quantity,
-            m.reference,
-        ));
         results.push((level, movement));
     }
-    outbox::emit_all(conn, EventType::StockChanged, &events)?;
+    // Built only if an endpoint wants them.
+    let events = results
+        .iter()
+        .zip(movements)
+        .map(|((level, _), m)| stock_changed(level, m.kind.as_str(), m.quantity, m.reference));
+    outbox::emit_all(conn, EventType::StockChanged, events)?;
     Ok(results)
 }
 

@@ -139,29 +139,30 @@ pub fn emit(
 }
 
 /// [`emit`] for a change of many rows at once (a stocktake, a purchase-order receipt): one event
-/// of `kind` per item of `data`, the endpoints read once and the rows written by a few multi-row
-/// inserts rather than two statements per event. Returns the number of events written.
+/// of `kind` per item of `data`, the rows written by a few multi-row inserts rather than two
+/// statements per event. `data` is only consumed when an endpoint wants the events. Returns the
+/// number of events written.
 pub fn emit_all(
     conn: &mut DbConn,
     kind: EventType,
-    data: &[serde_json::Value],
+    data: impl IntoIterator<Item = serde_json::Value>,
 ) -> Result<usize, ApiError> {
-    if data.is_empty() {
-        return Ok(0);
-    }
     let targets = subscribers(conn, kind)?;
     if targets.is_empty() {
         return Ok(0);
     }
     let at = crate::db::now();
     let events = data
-        .iter()
+        .into_iter()
         .map(|data| {
             let id = uuid::Uuid::new_v4().to_string();
-            let body = payload(&id, kind, at, data)?;
+            let body = payload(&id, kind, at, &data)?;
             Ok((id, body))
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
+    if events.is_empty() {
+        return Ok(0);
+    }
     insert_events(conn, kind, at, &events)?;
     let ids: Vec<&str> = events.iter().map(|(id, _)| id.as_str()).collect();
     insert_deliveries(conn, &ids, &targets, at)?;
