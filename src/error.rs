@@ -113,6 +113,13 @@ pub enum ApiError {
     PaymentDeclined { code: String, detail: String },
     #[error("invalid input: {0:?}")]
     Validation(Vec<FieldError>),
+    /// Another request holds the resource for a moment (409 with `Retry-After`), such as a card
+    /// payment being settled under the same `Idempotency-Key`.
+    #[error("in progress: {detail}")]
+    InProgress {
+        detail: String,
+        retry_after_secs: u64,
+    },
     #[error("rate limited for {retry_after_secs}s")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("service unavailable: {0}")]
@@ -139,6 +146,7 @@ impl ApiError {
             ApiError::Forbidden(_) => ("forbidden", "Forbidden"),
             ApiError::NotFound(_) => ("not-found", "Not found"),
             ApiError::Conflict(_) => ("conflict", "Conflict"),
+            ApiError::InProgress { .. } => ("in-progress", "Still in progress"),
             ApiError::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
             ApiError::PreconditionRequired(_) => ("precondition-required", "Precondition required"),
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
@@ -169,6 +177,7 @@ impl ApiError {
             | ApiError::PayloadTooLarge(m)
             | ApiError::UnsupportedMediaType(m)
             | ApiError::IllegalTransition { detail: m, .. }
+            | ApiError::InProgress { detail: m, .. }
             | ApiError::PaymentDeclined { detail: m, .. } => Cow::Borrowed(m),
             ApiError::Shortage(lines) => Cow::Owned(format!(
                 "not enough stock for {} of the order's books: {}",
@@ -261,9 +270,10 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) | ApiError::IllegalTransition { .. } | ApiError::Shortage(_) => {
-                StatusCode::CONFLICT
-            }
+            ApiError::Conflict(_)
+            | ApiError::InProgress { .. }
+            | ApiError::IllegalTransition { .. }
+            | ApiError::Shortage(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -288,7 +298,10 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => {
                 builder.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
-            ApiError::TooManyRequests { retry_after_secs } => {
+            ApiError::TooManyRequests { retry_after_secs }
+            | ApiError::InProgress {
+                retry_after_secs, ..
+            } => {
                 builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             ApiError::Unavailable(_) => {
@@ -321,8 +334,8 @@ impl From<diesel::result::Error> for ApiError {
             Error::DatabaseError(Kind::SerializationFailure, _) => {
                 ApiError::Unavailable(format!("serialization failure: {err}"))
             }
-            Error::DatabaseError(Kind::ClosedConnection, _) => {
-                ApiError::Unavailable(format!("database connection closed: {err}"))
+            _ if crate::db::is_connection_lost(&err) => {
+                ApiError::Unavailable(format!("database connection lost: {err}"))
             }
             Error::DatabaseError(_, info)
                 if info.message().contains("database is locked")

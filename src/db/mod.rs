@@ -5,11 +5,16 @@ pub mod schema;
 
 use crate::config::{sqlite_path, Backend};
 use crate::error::ApiError;
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::{
+    AnsiTransactionManager, Instrumentation, InstrumentationEvent, SimpleConnection,
+    TransactionManager,
+};
 use diesel::prelude::*;
 use diesel::r2d2;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A connection to either backend; queries written once against it run on both.
 #[derive(diesel::MultiConnection)]
@@ -44,15 +49,22 @@ pub type Pool = r2d2::Pool<ConnectionManager>;
 pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
 
 /// Opens connections itself (rather than through diesel's URL dispatch) so the driver's real
-/// error, such as a wrong password, reaches the log.
+/// error, such as a wrong password, reaches the log; and keeps the pool free of PostgreSQL
+/// connections the server has dropped (see [`Liveness`]).
 #[derive(Debug, Clone)]
 pub struct ConnectionManager {
     url: String,
+    /// Bumped whenever a connection of this pool is found dead, so that every other one is
+    /// checked before its next use: when the server restarts, all of them died together.
+    losses: Arc<AtomicU64>,
 }
 
 impl ConnectionManager {
     pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into() }
+        Self {
+            url: url.into(),
+            losses: Arc::new(AtomicU64::new(0)),
+        }
     }
 }
 
@@ -62,15 +74,85 @@ impl ConnectionManager {
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
      PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
 
+/// How long a request waits for a pooled connection before it is answered 503. Also bounds how
+/// long the pool waits between attempts to reconnect to a database that is down (half of it), so
+/// that service is back within about that long once the database is.
+pub const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A connection that sat unused longer than this is pinged before it is handed out: after a
+/// quiet spell, the server may have restarted without any query noticing.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
+/// What the pool knows of one PostgreSQL connection's health, kept as the connection's diesel
+/// instrumentation so that it sees the outcome of every query without any caller's help.
+///
+/// libpq reports a connection the server dropped (a restart, a failover,
+/// `pg_terminate_backend`) only when it is next used; diesel's own check for the pool looks at the
+/// transaction state alone. Without this, dead connections went back to the pool and every request
+/// that drew one answered an error until the idle timeout evicted them.
+#[derive(Debug)]
+struct Liveness {
+    /// A query failed in a way that means the connection is gone: never reuse it.
+    lost: bool,
+    /// The pool's loss count when this connection was last known to be alive.
+    checked_at_losses: u64,
+    /// When it went back to the pool.
+    idle_since: Option<Instant>,
+    losses: Arc<AtomicU64>,
+}
+
+impl Instrumentation for Liveness {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::FinishQuery {
+            error: Some(error), ..
+        } = event
+        {
+            if !self.lost && is_connection_lost(error) {
+                self.lost = true;
+                self.losses.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Whether a database error means the connection itself is unusable (rather than the query).
+pub fn is_connection_lost(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as Kind, Error};
+    match error {
+        Error::DatabaseError(Kind::ClosedConnection | Kind::UnableToSendCommand, _) => true,
+        // What the server sends as it drops a connection (SQLSTATE 57P01..57P03); libpq may not
+        // have noticed the closed socket yet when the message is read.
+        Error::DatabaseError(_, info) => {
+            let message = info.message();
+            message.contains("terminating connection")
+                || message.contains("server closed the connection")
+                || message.contains("no connection to the server")
+        }
+        _ => false,
+    }
+}
+
+fn liveness(conn: &mut DbConn) -> Option<&mut Liveness> {
+    conn.instrumentation().downcast_mut::<Liveness>()
+}
+
 impl r2d2::ManageConnection for ConnectionManager {
     type Connection = DbConn;
     type Error = r2d2::Error;
 
     fn connect(&self) -> Result<DbConn, r2d2::Error> {
         match Backend::of_url(&self.url) {
-            Backend::Postgres => diesel::PgConnection::establish(&self.url)
-                .map(DbConn::Pg)
-                .map_err(r2d2::Error::ConnectionError),
+            Backend::Postgres => {
+                let mut conn = diesel::PgConnection::establish(&self.url)
+                    .map_err(r2d2::Error::ConnectionError)?;
+                conn.set_instrumentation(Liveness {
+                    lost: false,
+                    checked_at_losses: self.losses.load(Ordering::Relaxed),
+                    idle_since: None,
+                    losses: self.losses.clone(),
+                });
+                Ok(DbConn::Pg(conn))
+            }
             Backend::Sqlite => {
                 let mut conn = diesel::SqliteConnection::establish(sqlite_path(&self.url))
                     .map_err(r2d2::Error::ConnectionError)?;
@@ -81,13 +163,46 @@ impl r2d2::ManageConnection for ConnectionManager {
         }
     }
 
+    /// Run on every checkout, and nearly free: a PostgreSQL connection is pinged only when
+    /// another connection of the pool was found dead since it was last checked, or when it has
+    /// been idle for a while. A failed ping makes the pool drop it and try the next one, so a
+    /// request after a database restart gets a live connection instead of an error.
     fn is_valid(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
-        conn.batch_execute("SELECT 1")
-            .map_err(r2d2::Error::QueryError)
+        let losses = self.losses.load(Ordering::Relaxed);
+        let Some(health) = liveness(conn) else {
+            return Ok(());
+        };
+        if health.lost {
+            return Err(r2d2::Error::QueryError(
+                diesel::result::Error::BrokenTransactionManager,
+            ));
+        }
+        let stale = health.checked_at_losses != losses
+            || health
+                .idle_since
+                .is_some_and(|since| since.elapsed() >= IDLE_BEFORE_PING);
+        if stale {
+            conn.batch_execute("SELECT 1")
+                .map_err(r2d2::Error::QueryError)?;
+        }
+        if let Some(health) = liveness(conn) {
+            health.checked_at_losses = losses;
+            health.idle_since = None;
+        }
+        Ok(())
     }
 
-    fn has_broken(&self, _conn: &mut DbConn) -> bool {
-        false
+    /// Run as a connection goes back to the pool: one that lost its server, or that is left with
+    /// an open or failed transaction, is dropped instead.
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        use diesel::r2d2::R2D2Connection;
+        if let Some(health) = liveness(conn) {
+            if health.lost {
+                return true;
+            }
+            health.idle_since = Some(Instant::now());
+        }
+        conn.is_broken()
     }
 }
 
@@ -98,8 +213,9 @@ pub fn build_pool(url: &str, max_size: u32) -> Result<Pool, String> {
         // Keep a few connections warm; the rest close after a quiet spell, returning their caches.
         .min_idle(Some(max_size.min(2)))
         .idle_timeout(Some(Duration::from_secs(120)))
-        .connection_timeout(Duration::from_secs(5))
-        .test_on_check_out(false)
+        .connection_timeout(CHECKOUT_TIMEOUT)
+        // `is_valid` is cheap (see there), so every checkout may call it.
+        .test_on_check_out(true)
         .build(ConnectionManager::new(url))
         .map_err(|e| format!("cannot connect to {}: {e}", crate::config::redact_url(url)))
 }
