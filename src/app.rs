@@ -36,12 +36,20 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Connects, migrates and assembles the state, with the built-in test payment provider.
+    /// Connects, migrates and assembles the state, with the built-in test payment provider
+    /// (journaled to `test_provider_journal` when set).
     pub fn init(settings: Settings) -> Result<web::Data<AppState>, String> {
-        AppState::init_with_provider(
-            settings,
-            std::sync::Arc::new(crate::orders::payments::TestProvider),
-        )
+        use crate::orders::payments::TestProvider;
+        let provider = match &settings.test_provider_journal {
+            Some(path) => TestProvider::with_journal(path).map_err(|e| {
+                format!(
+                    "cannot read the test provider journal {}: {e}",
+                    path.display()
+                )
+            })?,
+            None => TestProvider::new(),
+        };
+        AppState::init_with_provider(settings, std::sync::Arc::new(provider))
     }
 
     /// As [`AppState::init`], with another payment provider.

@@ -61,6 +61,12 @@ pub struct Settings {
     pub payment_methods: Vec<String>,
     /// How long an order with a pending bank transfer keeps its stock before it expires.
     pub bank_transfer_ttl: Duration,
+    /// How long a request has to settle a card charge it started; after that, a retry with the
+    /// same `Idempotency-Key` or the maintenance sweep settles it. Longer than any provider call.
+    pub payment_lease: Duration,
+    /// Where the built-in test payment provider keeps its journal of charges and refunds, so that
+    /// it remembers them across restarts (the crash test reads it); in memory only when unset.
+    pub test_provider_journal: Option<std::path::PathBuf>,
     /// How long after fulfilment a customer may request a return (staff: any time).
     pub return_window: Duration,
     /// How often the maintenance task expires unpaid orders and retries refunds; zero disables
@@ -270,6 +276,15 @@ impl Settings {
                 7 * 86_400,
                 60..=60 * 86_400,
             )?),
+            payment_lease: Duration::from_secs(parse_num(
+                &get,
+                "BOOKSTORE_PAYMENT_LEASE_SECS",
+                30,
+                1..=60,
+            )?),
+            test_provider_journal: get("BOOKSTORE_TEST_PROVIDER_JOURNAL")
+                .filter(|path| !path.trim().is_empty())
+                .map(std::path::PathBuf::from),
             return_window: Duration::from_secs(
                 parse_num(&get, "BOOKSTORE_RETURN_WINDOW_DAYS", 30, 0..=365)? * 86_400,
             ),
@@ -340,6 +355,8 @@ impl Settings {
             order_ttl: Duration::from_secs(1800),
             payment_methods: PAYMENT_METHODS.iter().map(|m| (*m).to_owned()).collect(),
             bank_transfer_ttl: Duration::from_secs(7 * 86_400),
+            payment_lease: Duration::from_secs(30),
+            test_provider_journal: None,
             return_window: Duration::from_secs(30 * 86_400),
             sweep_interval: Duration::from_secs(10),
             default_reorder_point: 0,

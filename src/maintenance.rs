@@ -7,7 +7,7 @@ use crate::app::AppState;
 use crate::db::{self, DbConn};
 use crate::error::ApiError;
 use crate::orders::payments::PaymentProvider;
-use crate::orders::{expiry, refunds};
+use crate::orders::{card, expiry, idempotency, refunds};
 use actix_web::web;
 
 /// Most orders expired, and refunds attempted, per sweep (the rest wait for the next one).
@@ -16,15 +16,25 @@ const BATCH: usize = 100;
 /// What one sweep did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Sweep {
+    /// Card payments left `processing` past their lease, now settled.
+    pub payments_resolved: usize,
     pub expired_orders: Vec<i64>,
     pub refund_attempts: usize,
+    pub keys_purged: usize,
 }
 
-/// One round of maintenance.
-pub fn sweep(conn: &mut DbConn, provider: &dyn PaymentProvider) -> Result<Sweep, ApiError> {
+/// One round of maintenance. Card payments are settled first, so that an order whose charge
+/// went through is paid before its expiry is considered.
+pub fn sweep(
+    conn: &mut DbConn,
+    provider: &dyn PaymentProvider,
+    payment_lease: std::time::Duration,
+) -> Result<Sweep, ApiError> {
     Ok(Sweep {
+        payments_resolved: card::resolve_expired(conn, provider, payment_lease, BATCH as i64)?,
         expired_orders: expiry::expire_due(conn, BATCH)?,
         refund_attempts: refunds::carry_out_due(conn, provider, BATCH as i64)?,
+        keys_purged: idempotency::purge_expired(conn, BATCH as i64 * 10)?,
     })
 }
 
@@ -42,7 +52,11 @@ pub fn spawn(state: web::Data<AppState>) {
             tick.tick().await;
             let st = state.clone();
             let done = db::run(&state.pool, move |conn| {
-                sweep(conn, st.payment_provider.as_ref())
+                sweep(
+                    conn,
+                    st.payment_provider.as_ref(),
+                    st.settings.payment_lease,
+                )
             })
             .await;
             if let Err(e) = done {

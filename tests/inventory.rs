@@ -1097,9 +1097,16 @@ async fn the_migration_gives_existing_books_an_empty_stock_level() {
     };
     let inner: &mut DbConn = &mut conn;
     // Back past the later migrations to before the inventory one.
-    for version in ["000006", "000005", "000004", "000003", "000002"] {
+    for version in [
+        "20261206000007",
+        "20261125000006",
+        "20261125000005",
+        "20261125000004",
+        "20261125000003",
+        "20261125000002",
+    ] {
         let reverted = inner.revert_last_migration(migrations()).expect("revert");
-        assert_eq!(reverted.to_string(), format!("20261125{version}"));
+        assert_eq!(reverted.to_string(), version);
     }
     let at = db::now();
     let b: i64 = diesel::insert_into(books::table)
@@ -1217,4 +1224,45 @@ async fn receipts_keep_a_moving_average_cost_and_the_level_shows_the_stock_value
     assert_eq!(level.body["avg_unit_cost_cents"], 738);
     assert_eq!(level.body["stock_value_cents"], 20 * 738);
     assert_ledger_matches(&app);
+}
+
+#[tokio::test]
+async fn a_receipt_retried_with_its_idempotency_key_is_recorded_once() {
+    let app = TestApp::spawn().await;
+    let (_, staff) = app.user(Role::Staff);
+    let a = book(&app, &staff, 1, "Alpha").await;
+    let body = json!({"lines": [{"book_id": a, "quantity": 7, "unit_cost_cents": 500}]});
+    let send = |key: &'static str, body: Value| {
+        let req = app
+            .client
+            .post(app.url("/api/v1/inventory/receipts"))
+            .bearer_auth(&staff)
+            .header("Idempotency-Key", key)
+            .json(&body);
+        TestApp::read(req)
+    };
+
+    // Three posts with one key (two of them racing): one receipt, the stock received once.
+    let first = send("delivery-4471", body.clone()).await;
+    first.expect(201);
+    let (second, third) = tokio::join!(
+        send("delivery-4471", body.clone()),
+        send("delivery-4471", body.clone())
+    );
+    for again in [&second, &third] {
+        again.expect(201);
+        assert_eq!(again.header("idempotent-replayed"), Some("true"));
+        assert_eq!(again.body, first.body);
+    }
+    assert_eq!(app.count("stock_receipts"), 1);
+    assert_eq!(level(&app, a).map(|(on_hand, _, _)| on_hand), Some(7));
+
+    // The same key with another body is a reuse; a new key is a new delivery.
+    let other = json!({"lines": [{"book_id": a, "quantity": 8, "unit_cost_cents": 500}]});
+    send("delivery-4471", other.clone())
+        .await
+        .invalid_field("Idempotency-Key");
+    send("delivery-4472", other).await.expect(201);
+    assert_eq!(app.count("stock_receipts"), 2);
+    assert_eq!(level(&app, a).map(|(on_hand, _, _)| on_hand), Some(15));
 }

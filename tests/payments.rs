@@ -152,7 +152,15 @@ async fn bad_methods_and_tokens_are_rejected() {
     pay(&app, &token, id, json!({"method": "cash"}))
         .await
         .problem(403);
-    assert_eq!(app.count("payments"), 0);
+    // Only the token the provider refused was an attempt: it is written before the provider is
+    // called (so that no charge can go unrecorded), and ends failed.
+    let attempts = app
+        .get(&format!("/api/v1/orders/{id}/payments"), Some(&token))
+        .await;
+    let attempts = attempts.expect(200).body.as_array().unwrap().clone();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0]["status"], "failed");
+    assert_eq!(attempts[0]["failure_code"], "invalid_token");
     assert_eq!(status_of(&app, &token, id).await, "pending_payment");
 
     // Staff take cash: paid at once.
@@ -160,7 +168,7 @@ async fn bad_methods_and_tokens_are_rejected() {
     res.expect(201);
     assert_eq!(res.body["payment"]["status"], "succeeded");
     assert_eq!(res.body["order"]["status"], "paid");
-    assert_eq!(app.count("payments"), 1);
+    assert_eq!(app.count("payments"), 2);
 }
 
 #[tokio::test]

@@ -15,11 +15,14 @@ mod orders_support;
 use orders_support::*;
 
 use bookstore::db::schema::{refunds, stock_movements};
-use bookstore::orders::payments::{Decline, PaymentProvider, ProviderCharge, TestProvider};
+use bookstore::orders::payments::{
+    ChargeLookup, Decline, PaymentProvider, ProviderCharge, TestProvider,
+};
 use diesel::prelude::*;
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 async fn return_with(app: &TestApp, token: &str, id: i64, body: Value) -> Res {
     app.post(&format!("/api/v1/orders/{id}/returns"), Some(token), body)
@@ -471,11 +474,22 @@ async fn a_retried_return_with_one_key_returns_once() {
 struct FlakyProvider {
     down: std::sync::atomic::AtomicBool,
     refund_calls: AtomicUsize,
+    inner: TestProvider,
 }
 
 impl PaymentProvider for FlakyProvider {
-    fn charge(&self, amount: i64, currency: &str, token: &str) -> Result<ProviderCharge, Decline> {
-        TestProvider.charge(amount, currency, token)
+    fn charge(
+        &self,
+        amount: i64,
+        currency: &str,
+        token: &str,
+        key: &str,
+    ) -> Result<ProviderCharge, Decline> {
+        self.inner.charge(amount, currency, token, key)
+    }
+
+    fn lookup(&self, key: &str) -> Result<ChargeLookup, Decline> {
+        self.inner.lookup(key)
     }
 
     fn refund(&self, reference: &str, amount: i64, key: &str) -> Result<String, Decline> {
@@ -483,7 +497,7 @@ impl PaymentProvider for FlakyProvider {
         if self.down.load(Ordering::SeqCst) {
             return Err(Decline::Unavailable("connection refused".into()));
         }
-        TestProvider.refund(reference, amount, key)
+        self.inner.refund(reference, amount, key)
     }
 }
 
@@ -509,7 +523,8 @@ async fn a_refund_the_provider_cannot_take_now_is_retried_by_the_sweep() {
     // Not due yet (backoff): a sweep leaves it alone.
     let sweep = |app: &TestApp| {
         let mut conn = app.conn();
-        bookstore::maintenance::sweep(&mut conn, provider.as_ref()).unwrap()
+        bookstore::maintenance::sweep(&mut conn, provider.as_ref(), Duration::from_secs(30))
+            .unwrap()
     };
     assert_eq!(sweep(&app).refund_attempts, 0);
     provider.down.store(false, Ordering::SeqCst);

@@ -205,6 +205,10 @@ diesel::table! {
         failure_code -> Nullable<Text>,
         created_by -> BigInt,
         created_at -> Timestamp,
+        provider_key -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        lease_token -> Nullable<Text>,
+        idempotency_key_id -> Nullable<BigInt>,
     }
 }
 

@@ -6,7 +6,7 @@
 use crate::app::AppState;
 use crate::db;
 use crate::error::{ApiError, PROBLEM_JSON};
-use crate::orders::idempotency::{self, Outcome, StoreResult};
+use crate::orders::idempotency::{self, Key, Outcome, StoreResult};
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
 
@@ -24,13 +24,12 @@ where
     T: serde::Serialize + Send + 'static,
     W: FnOnce(&mut db::DbConn, &mut StoreResult<'_, T>) -> Result<T, ApiError> + Send + 'static,
 {
-    let Some(key) = idempotency::key_from(req)? else {
+    let Some(key) = Key::of(req, user_id, hash)? else {
         let value = db::run(&state.pool, move |conn| work(conn, &mut |_, _| Ok(()))).await?;
         return Ok(Outcome::Fresh(Box::new(value)));
     };
-    let scope = format!("user:{user_id}");
     db::run(&state.pool, move |conn| {
-        idempotency::run_once(conn, &scope, &key, &hash, work)
+        idempotency::run_once(conn, &key, work)
     })
     .await
 }

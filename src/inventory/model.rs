@@ -222,7 +222,7 @@ pub struct ReceiptLineInput {
 }
 
 /// Body of `POST /inventory/receipts`.
-#[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, Validate, ToSchema)]
 #[schema(example = json!({
     "supplier": "Gollancz Distribution", "note": "Delivery note 4471",
     "lines": [{"book_id": 1, "quantity": 20, "unit_cost_cents": 950},

@@ -7,10 +7,12 @@ use crate::auth::StaffUser;
 use crate::db;
 use crate::error::{ApiError, Problem};
 use crate::http::extract::{etag, if_match_version};
+use crate::http::idempotent::{answer_created, create_once};
 use crate::http::{ApiJson, ApiQuery, Page};
 use crate::inventory::alerts::{self, AlertQuery, AlertStatus, AlertView};
 use crate::inventory::model::*;
 use crate::inventory::service;
+use crate::orders::idempotency;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::OpenApi;
@@ -112,25 +114,35 @@ pub async fn update_level(
     Ok(level_response(StatusCode::OK, &level))
 }
 
-/// Record a delivery of stock (staff): one `receipt` movement per line, all or nothing.
+/// Record a delivery of stock (staff): one `receipt` movement per line, all or nothing. With an
+/// `Idempotency-Key`, retries of the same body replay the first response (with
+/// `Idempotent-Replayed: true`) instead of receiving the stock again; the same key with another
+/// body is 422.
 #[utoipa::path(post, path = "/api/v1/inventory/receipts", tag = "inventory", request_body = NewReceipt,
+    params(("Idempotency-Key" = Option<String>, Header,
+            description = "1 to 255 visible ASCII characters; kept 24 hours per caller")),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Recorded", body = ReceiptView),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not staff", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, a book listed twice, or an unknown book", body = Problem, content_type = "application/problem+json")))]
+        (status = 422, description = "Invalid fields, a book listed twice, an unknown book, or a reused Idempotency-Key", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_receipt(
     state: web::Data<AppState>,
     staff: StaffUser,
+    req: HttpRequest,
     body: ApiJson<NewReceipt>,
 ) -> Result<HttpResponse, ApiError> {
+    let input = body.into_inner();
+    let user_id = staff.0.id;
     let currency = state.settings.currency.clone();
-    let receipt = db::run(&state.pool, move |conn| {
-        service::create_receipt(conn, &body.0, staff.0.id, &currency)
+    // Bound to the endpoint as well as the body: a key reused elsewhere is refused.
+    let hash = idempotency::request_hash(&serde_json::json!({"receipt": &input}))?;
+    let outcome = create_once(&state, &req, user_id, hash, move |conn, store| {
+        service::create_receipt(conn, &input, user_id, &currency, store)
     })
     .await?;
-    Ok(HttpResponse::Created().json(receipt))
+    Ok(answer_created(outcome, None))
 }
 
 /// Adjust a book's stock by hand (staff). `damaged` and `lost` remove stock, `found` adds it,

@@ -12,6 +12,7 @@ use crate::http::{Page, PageParams};
 use crate::inventory::alerts;
 use crate::inventory::model::*;
 use crate::inventory::stock::{self, Movement};
+use crate::orders::idempotency::StoreResult;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
@@ -80,6 +81,7 @@ pub fn create_receipt(
     input: &NewReceipt,
     user_id: i64,
     currency: &str,
+    after: &mut StoreResult<'_, ReceiptView>,
 ) -> Result<ReceiptView, ApiError> {
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
@@ -170,7 +172,7 @@ pub fn create_receipt(
             .collect();
         // Bounded by the line limits: 500 × 100000 × 10^8 < 2^63.
         let total_cost_cents = lines.iter().map(|l| l.quantity * l.unit_cost_cents).sum();
-        Ok(ReceiptView {
+        let receipt = ReceiptView {
             id,
             supplier,
             note,
@@ -180,7 +182,9 @@ pub fn create_receipt(
             lines,
             levels,
             created_at: crate::catalog::model::utc(at),
-        })
+        };
+        after(conn, &receipt)?;
+        Ok(receipt)
     })
 }
 

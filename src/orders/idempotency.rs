@@ -1,10 +1,10 @@
 //! `Idempotency-Key`: one key (per caller) creates at most one effect, however many retries race
 //! (core invariant 5).
 //!
-//! The first request inserts the key row with no status (in progress) in its own short
-//! transaction; a unique violation means another request owns the key. The owner stores its
-//! outcome on the row (a success inside the order's own transaction; a 4xx right after); a 5xx
-//! deletes the row so that a retry can run. Keys are kept 24 hours.
+//! A key's row is written together with the work's effect, in its transaction (see [`run_once`]),
+//! so no claim can outlive its work. The one exception is a card payment, whose charge is a
+//! network call between two transactions: its row stays unfinished while the charge is settled,
+//! under the payment's lease (see [`crate::orders::payments`]). Keys are kept 24 hours.
 
 use crate::db::schema::idempotency_keys;
 use crate::db::{now, write_transaction, DbConn};
@@ -72,72 +72,69 @@ fn canonical(value: &Value, out: &mut String) {
     }
 }
 
-/// What to do with a request carrying a key.
-#[derive(Debug)]
-pub enum Begin {
-    /// This request owns the key (row id): run it, then [`complete`] or [`abandon`].
-    Proceed(i64),
-    /// The first request finished: answer with its status and body.
-    Replay { status: u16, body: String },
+/// A request's key: whose it is (`user:12`), the key, and the hash of what it stands for.
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub scope: String,
+    pub key: String,
+    pub hash: String,
 }
 
-/// Claims `key` for `scope`, or tells what the first request with it did.
-pub fn begin(conn: &mut DbConn, scope: &str, key: &str, hash: &str) -> Result<Begin, ApiError> {
-    // The owner of a row may delete it (after a 5xx) between our insert and our read: try again.
-    for _ in 0..3 {
-        let inserted: Result<i64, DieselError> = write_transaction(conn, |conn| {
-            let cutoff = now() - chrono::Duration::hours(RETENTION_HOURS);
-            diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(cutoff)))
-                .execute(conn)?;
-            diesel::insert_into(idempotency_keys::table)
-                .values((
-                    idempotency_keys::scope.eq(scope),
-                    idempotency_keys::key.eq(key),
-                    idempotency_keys::request_hash.eq(hash),
-                    idempotency_keys::created_at.eq(now()),
-                ))
-                .returning(idempotency_keys::id)
-                .get_result(conn)
-        });
-        match inserted {
-            Ok(id) => return Ok(Begin::Proceed(id)),
-            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
-            Err(other) => return Err(other.into()),
-        }
-        let existing: Option<(String, Option<i32>, Option<String>)> = idempotency_keys::table
-            .filter(idempotency_keys::scope.eq(scope))
-            .filter(idempotency_keys::key.eq(key))
-            .select((
-                idempotency_keys::request_hash,
-                idempotency_keys::status_code,
-                idempotency_keys::response_body,
-            ))
-            .first(conn)
-            .optional()?;
-        match existing {
-            None => continue,
-            Some((stored, _, _)) if stored != hash => {
-                return Err(ApiError::invalid(
-                    HEADER,
-                    "was already used with a different request body",
-                ))
-            }
-            Some((_, Some(status), body)) => {
-                return Ok(Begin::Replay {
-                    status: u16::try_from(status).map_err(ApiError::internal)?,
-                    body: body.unwrap_or_default(),
-                })
-            }
-            Some((_, None, _)) => {
-                return Err(ApiError::Conflict(
-                    "a request with this Idempotency-Key is still in progress".into(),
-                ))
-            }
-        }
+impl Key {
+    /// The key `req` carries for `user_id`, bound to `hash`; `None` without the header.
+    pub fn of(req: &HttpRequest, user_id: i64, hash: String) -> Result<Option<Key>, ApiError> {
+        Ok(key_from(req)?.map(|key| Key {
+            scope: format!("user:{user_id}"),
+            key,
+            hash,
+        }))
     }
-    Err(ApiError::Unavailable(
-        "the Idempotency-Key kept changing hands".into(),
-    ))
+}
+
+/// A key's row, as a request carrying the key finds it.
+#[derive(Debug)]
+pub enum Found {
+    /// Nobody has used the key (within the retention).
+    New,
+    /// The first request finished: answer with its status and body.
+    Done { status: u16, body: String },
+    /// A card payment holds the key while its charge is settled (row id); see
+    /// [`crate::orders::payments`]. Other keyed work never leaves a row unfinished: its row
+    /// commits with its effect.
+    Open { id: i64 },
+}
+
+/// Looks `key` up for `scope`; a key used with another request body is a 422.
+pub fn find(conn: &mut DbConn, k: &Key) -> Result<Found, ApiError> {
+    let (scope, key, hash) = (&k.scope, &k.key, &k.hash);
+    let existing: Option<(i64, String, Option<i32>, Option<String>)> = idempotency_keys::table
+        .filter(idempotency_keys::scope.eq(scope))
+        .filter(idempotency_keys::key.eq(key))
+        .filter(idempotency_keys::created_at.ge(retention_cutoff()))
+        .select((
+            idempotency_keys::id,
+            idempotency_keys::request_hash,
+            idempotency_keys::status_code,
+            idempotency_keys::response_body,
+        ))
+        .first(conn)
+        .optional()?;
+    match existing {
+        None => Ok(Found::New),
+        Some((_, stored, _, _)) if &stored != hash => Err(ApiError::invalid(
+            HEADER,
+            "was already used with a different request body",
+        )),
+        Some((_, _, Some(status), body)) => Ok(Found::Done {
+            status: u16::try_from(status).map_err(ApiError::internal)?,
+            body: body.unwrap_or_default(),
+        }),
+        Some((id, _, None, _)) => Ok(Found::Open { id }),
+    }
+}
+
+fn retention_cutoff() -> chrono::NaiveDateTime {
+    now() - chrono::Duration::hours(RETENTION_HOURS)
 }
 
 /// What a request carrying a key came to.
@@ -152,44 +149,123 @@ pub enum Outcome<T> {
 /// transaction, so that the stored answer commits together with the effect.
 pub type StoreResult<'a, T> = dyn FnMut(&mut DbConn, &T) -> Result<(), ApiError> + 'a;
 
-/// Runs `work` at most once for `key` (the whole protocol of this module): claims the key, runs
-/// the work, and keeps its outcome for replays — a success (stored as 201) through the callback
-/// the work gets, a 4xx right after; a 5xx releases the key so that a retry runs afresh.
+/// Runs `work` at most once for `key` (the whole protocol of this module).
+///
+/// There is no claim that could outlive its work: the key's row is written by the work's own
+/// transaction, through the callback `work` gets, together with the effect, so a crash or a
+/// database error rolls both back and a retry simply runs again. Two requests racing with one key
+/// both run; the second to commit meets the unique index, rolls its effect back and answers with
+/// the first one's result. A 4xx is stored right after, in a transaction of its own, so a retry
+/// gets the same answer; a 5xx stores nothing.
 pub fn run_once<T: serde::Serialize>(
     conn: &mut DbConn,
-    scope: &str,
-    key: &str,
-    hash: &str,
+    k: &Key,
     work: impl FnOnce(&mut DbConn, &mut StoreResult<'_, T>) -> Result<T, ApiError>,
 ) -> Result<Outcome<T>, ApiError> {
-    let key_id = match begin(conn, scope, key, hash)? {
-        Begin::Replay { status, body } => return Ok(Outcome::Replayed { status, body }),
-        Begin::Proceed(id) => id,
-    };
+    match find(conn, k)? {
+        Found::Done { status, body } => return Ok(Outcome::Replayed { status, body }),
+        Found::Open { .. } => return Err(in_progress(None)),
+        Found::New => {}
+    }
+    let mut lost_race = false;
     let result = work(conn, &mut |conn, value| {
         let body = serde_json::to_string(value).map_err(ApiError::internal)?;
-        complete(conn, key_id, 201, &body)
+        match insert_done(conn, k, 201, &body) {
+            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                lost_race = true;
+                Err(ApiError::Conflict(
+                    "another request with this Idempotency-Key finished first".into(),
+                ))
+            }
+            other => other.map_err(ApiError::from),
+        }
     });
     match result {
         Ok(value) => Ok(Outcome::Fresh(Box::new(value))),
-        Err(err) if err.status_code().is_server_error() => {
-            if let Err(e) = abandon(conn, key_id) {
-                log::error!("cannot release Idempotency-Key row {key_id}: {e}");
-            }
-            Err(err)
-        }
-        Err(err) => {
-            let body = serde_json::to_string(&err.to_problem()).map_err(ApiError::internal)?;
-            if let Err(e) = complete(conn, key_id, err.status_code().as_u16(), &body) {
-                log::error!("cannot store the outcome of Idempotency-Key row {key_id}: {e}");
-                let _ = abandon(conn, key_id);
-            }
+        Err(_) if lost_race => replay(conn, k),
+        Err(err) => answer_error(conn, k, err),
+    }
+}
+
+/// Keeps a 4xx answer for the key's retries (in a transaction of its own), unless another
+/// request with the key finished first (then that one's answer is replayed). A 5xx is kept for
+/// nobody: a retry runs afresh.
+pub fn answer_error<T>(conn: &mut DbConn, k: &Key, err: ApiError) -> Result<Outcome<T>, ApiError> {
+    if err.status_code().is_server_error() {
+        return Err(err);
+    }
+    let body = serde_json::to_string(&err.to_problem()).map_err(ApiError::internal)?;
+    let stored = write_transaction(conn, |conn| {
+        insert_done(conn, k, err.status_code().as_u16(), &body)
+    });
+    match stored {
+        Ok(()) => Err(err),
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => replay(conn, k),
+        Err(e) => {
+            log::warn!(
+                "cannot keep the {} answer of an Idempotency-Key: {e}",
+                err.status_code()
+            );
             Err(err)
         }
     }
 }
 
-/// Stores the outcome of the request that owns key row `id`.
+/// The answer another request with the key committed.
+pub fn replay<T>(conn: &mut DbConn, k: &Key) -> Result<Outcome<T>, ApiError> {
+    match find(conn, k)? {
+        Found::Done { status, body } => Ok(Outcome::Replayed { status, body }),
+        Found::Open { .. } | Found::New => Err(in_progress(None)),
+    }
+}
+
+/// 409: another request holds the key; retry after `retry_after_secs` (1 s when unknown).
+pub fn in_progress(retry_after_secs: Option<u64>) -> ApiError {
+    ApiError::InProgress {
+        detail: "a request with this Idempotency-Key is still in progress; retry shortly".into(),
+        retry_after_secs: retry_after_secs.unwrap_or(1),
+    }
+}
+
+/// Writes a finished key row (inside the caller's transaction).
+fn insert_done(conn: &mut DbConn, k: &Key, status: u16, body: &str) -> Result<(), DieselError> {
+    insert_row(conn, k, Some((status, body))).map(drop)
+}
+
+/// Writes an unfinished key row (inside the caller's transaction) for work that spans a network
+/// call (a card charge); returns its id. A unique violation means another request has the key.
+pub fn insert_open(conn: &mut DbConn, k: &Key) -> Result<i64, DieselError> {
+    insert_row(conn, k, None)
+}
+
+fn insert_row(conn: &mut DbConn, k: &Key, answer: Option<(u16, &str)>) -> Result<i64, DieselError> {
+    forget_expired(conn, k)?;
+    diesel::insert_into(idempotency_keys::table)
+        .values((
+            idempotency_keys::scope.eq(&k.scope),
+            idempotency_keys::key.eq(&k.key),
+            idempotency_keys::request_hash.eq(&k.hash),
+            idempotency_keys::status_code.eq(answer.map(|(status, _)| i32::from(status))),
+            idempotency_keys::response_body.eq(answer.map(|(_, body)| body)),
+            idempotency_keys::created_at.eq(now()),
+        ))
+        .returning(idempotency_keys::id)
+        .get_result(conn)
+}
+
+/// A key past its retention is free again: its old row gives way to the new one.
+fn forget_expired(conn: &mut DbConn, k: &Key) -> Result<(), DieselError> {
+    diesel::delete(
+        idempotency_keys::table
+            .filter(idempotency_keys::scope.eq(&k.scope))
+            .filter(idempotency_keys::key.eq(&k.key))
+            .filter(idempotency_keys::created_at.lt(retention_cutoff())),
+    )
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Stores the outcome of the work that holds the unfinished key row `id`.
 pub fn complete(conn: &mut DbConn, id: i64, status: u16, body: &str) -> Result<(), ApiError> {
     diesel::update(idempotency_keys::table.find(id))
         .set((
@@ -200,10 +276,31 @@ pub fn complete(conn: &mut DbConn, id: i64, status: u16, body: &str) -> Result<(
     Ok(())
 }
 
-/// Forgets key row `id` (its request failed with a 5xx), so that a retry runs afresh.
-pub fn abandon(conn: &mut DbConn, id: i64) -> Result<(), ApiError> {
-    diesel::delete(idempotency_keys::table.find(id)).execute(conn)?;
+/// Forgets the unfinished key row `id` (its work never happened), so that a retry runs afresh.
+pub fn release(conn: &mut DbConn, id: i64) -> Result<(), ApiError> {
+    diesel::delete(
+        idempotency_keys::table
+            .find(id)
+            .filter(idempotency_keys::status_code.is_null()),
+    )
+    .execute(conn)?;
     Ok(())
+}
+
+/// Deletes keys past their retention (a maintenance step); returns how many.
+pub fn purge_expired(conn: &mut DbConn, limit: i64) -> Result<usize, ApiError> {
+    let ids: Vec<i64> = idempotency_keys::table
+        .filter(idempotency_keys::created_at.lt(retention_cutoff()))
+        .select(idempotency_keys::id)
+        .limit(limit)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(
+        diesel::delete(idempotency_keys::table.filter(idempotency_keys::id.eq_any(&ids)))
+            .execute(conn)?,
+    )
 }
 
 #[cfg(test)]

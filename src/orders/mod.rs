@@ -2,10 +2,12 @@
 //! history, payments, cancellation and expiry, fulfilment, returns and refunds, the order state
 //! machine and `Idempotency-Key` handling.
 
+pub mod card;
 pub mod expiry;
 pub mod idempotency;
 pub mod model;
 pub mod payments;
+pub mod provider;
 pub mod refunds;
 pub mod returns;
 pub mod routes;

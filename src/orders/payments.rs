@@ -18,8 +18,9 @@ use crate::auth::AuthUser;
 use crate::db::schema::{orders, payments};
 use crate::db::{now, write_transaction, DbConn};
 use crate::error::ApiError;
+use crate::orders::card;
+use crate::orders::idempotency::{self, Key, Outcome, StoreResult};
 use crate::orders::model::{OrderRow, OrderView};
-use crate::orders::refunds;
 use crate::orders::service::{transition, view, visible_order};
 use crate::orders::state::{self, OrderAction, OrderStatus};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -28,84 +29,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-/// A successful charge.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderCharge {
-    /// The provider's id of the charge, needed to refund it.
-    pub reference: String,
-}
-
-/// Why the provider did not charge (or refund).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decline {
-    /// The card was declined: `code` such as `card_declined` or `insufficient_funds`.
-    Declined { code: String, message: String },
-    /// The token (or, for a refund, the charge) is not one the provider knows.
-    InvalidToken,
-    /// The provider could not be reached or failed on its side: worth retrying later.
-    Unavailable(String),
-}
-
-/// A card payment processor: authorize and capture in one step, and refund.
-pub trait PaymentProvider: Send + Sync {
-    fn charge(
-        &self,
-        amount_cents: i64,
-        currency: &str,
-        token: &str,
-    ) -> Result<ProviderCharge, Decline>;
-    /// Refunds `amount_cents` of the charge `reference`; returns the refund's reference. The
-    /// provider must treat calls with the same `idempotency_key` as one refund, since a refund is
-    /// retried when its outcome was not recorded.
-    fn refund(
-        &self,
-        reference: &str,
-        amount_cents: i64,
-        idempotency_key: &str,
-    ) -> Result<String, Decline>;
-}
-
-/// The built-in provider for development and tests: `tok_visa` succeeds, `tok_declined` and
-/// `tok_insufficient_funds` are declined, any other token is invalid.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TestProvider;
-
-impl PaymentProvider for TestProvider {
-    fn charge(
-        &self,
-        _amount_cents: i64,
-        _currency: &str,
-        token: &str,
-    ) -> Result<ProviderCharge, Decline> {
-        match token {
-            "tok_visa" => Ok(ProviderCharge {
-                reference: format!("test_ch_{}", uuid::Uuid::new_v4().simple()),
-            }),
-            "tok_declined" => Err(Decline::Declined {
-                code: "card_declined".into(),
-                message: "the card was declined".into(),
-            }),
-            "tok_insufficient_funds" => Err(Decline::Declined {
-                code: "insufficient_funds".into(),
-                message: "the card has insufficient funds".into(),
-            }),
-            _ => Err(Decline::InvalidToken),
-        }
-    }
-
-    fn refund(
-        &self,
-        reference: &str,
-        _amount_cents: i64,
-        _idempotency_key: &str,
-    ) -> Result<String, Decline> {
-        if reference.starts_with("test_ch_") {
-            Ok(format!("test_re_{}", uuid::Uuid::new_v4().simple()))
-        } else {
-            Err(Decline::InvalidToken)
-        }
-    }
-}
+pub use crate::orders::provider::{
+    ChargeLookup, Decline, PaymentProvider, ProviderCharge, TestProvider,
+};
 
 /// How a payment is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -145,7 +71,11 @@ impl PaymentMethod {
 pub enum PaymentStatus {
     Succeeded,
     Failed,
+    /// A bank transfer awaiting confirmation.
     Pending,
+    /// A card being charged: written before the provider is called, settled after (see
+    /// [`crate::orders::card`]).
+    Processing,
 }
 
 impl PaymentStatus {
@@ -154,6 +84,7 @@ impl PaymentStatus {
             PaymentStatus::Succeeded => "succeeded",
             PaymentStatus::Failed => "failed",
             PaymentStatus::Pending => "pending",
+            PaymentStatus::Processing => "processing",
         }
     }
 
@@ -162,6 +93,7 @@ impl PaymentStatus {
             PaymentStatus::Succeeded,
             PaymentStatus::Failed,
             PaymentStatus::Pending,
+            PaymentStatus::Processing,
         ]
         .into_iter()
         .find(|m| m.as_str() == s)
@@ -196,6 +128,30 @@ pub struct PaymentRow {
     pub created_by: i64,
     pub created_at: NaiveDateTime,
 }
+
+/// The columns of [`PaymentRow`], for `RETURNING` (which takes no `as_returning()` on the
+/// two-backend connection).
+pub(crate) const PAYMENT_COLUMNS: (
+    payments::id,
+    payments::order_id,
+    payments::method,
+    payments::amount_cents,
+    payments::status,
+    payments::provider_reference,
+    payments::failure_code,
+    payments::created_by,
+    payments::created_at,
+) = (
+    payments::id,
+    payments::order_id,
+    payments::method,
+    payments::amount_cents,
+    payments::status,
+    payments::provider_reference,
+    payments::failure_code,
+    payments::created_by,
+    payments::created_at,
+);
 
 /// A payment (or attempt) of an order.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -253,10 +209,12 @@ pub struct PayContext<'a> {
     pub methods: &'a [String],
     /// How long an order with a pending bank transfer stays reserved.
     pub bank_transfer_ttl: std::time::Duration,
+    /// How long a request may take to settle a card charge before a retry or the sweep may.
+    pub lease: std::time::Duration,
 }
 
 /// The order's total minus its succeeded payments.
-fn outstanding(conn: &mut DbConn, order: &OrderRow) -> Result<i64, ApiError> {
+pub(crate) fn outstanding(conn: &mut DbConn, order: &OrderRow) -> Result<i64, ApiError> {
     let paid: Vec<i64> = payments::table
         .filter(payments::order_id.eq(order.id))
         .filter(payments::status.eq(PaymentStatus::Succeeded.as_str()))
@@ -267,10 +225,26 @@ fn outstanding(conn: &mut DbConn, order: &OrderRow) -> Result<i64, ApiError> {
 
 /// Checks that `user` may take the Pay action on the order now (409 otherwise) and returns its
 /// outstanding amount.
-fn payable(conn: &mut DbConn, user: &AuthUser, row: &OrderRow) -> Result<i64, ApiError> {
+pub(crate) fn payable(conn: &mut DbConn, user: &AuthUser, row: &OrderRow) -> Result<i64, ApiError> {
     let status = OrderStatus::parse(&row.status)
         .ok_or_else(|| ApiError::internal(format!("order {} status {}", row.id, row.status)))?;
     state::next(status, OrderAction::Pay, user.is_staff())?;
+    let charging: Option<i64> = payments::table
+        .filter(payments::order_id.eq(row.id))
+        .filter(payments::status.eq(PaymentStatus::Processing.as_str()))
+        .select(payments::id)
+        .first(conn)
+        .optional()?;
+    if let Some(payment_id) = charging {
+        return Err(ApiError::InProgress {
+            detail: format!(
+                "order {} has a card payment being processed (payment {payment_id}); retry \
+                 shortly, with the same Idempotency-Key",
+                row.id
+            ),
+            retry_after_secs: 1,
+        });
+    }
     let pending: Option<(i64, i64)> = payments::table
         .filter(payments::order_id.eq(row.id))
         .filter(payments::status.eq(PaymentStatus::Pending.as_str()))
@@ -319,22 +293,47 @@ pub(crate) fn insert(
             payments::created_by.eq(user.id),
             payments::created_at.eq(now()),
         ))
-        .returning(payments::all_columns)
+        .returning(PAYMENT_COLUMNS)
         .get_result(conn)?;
     PaymentView::from_row(row)
 }
 
-/// Pays order `id` by `input.method` for its outstanding total (see the module docs). `after`
-/// runs inside the transaction that records a successful or pending payment (the
-/// idempotency record is stored there).
+/// Pays order `id` by `input.method` for its outstanding total (see the module docs), at most
+/// once per `key`.
 pub fn pay_order(
     conn: &mut DbConn,
     ctx: &PayContext<'_>,
     user: &AuthUser,
     id: i64,
     input: &NewPayment,
-    after: impl FnOnce(&mut DbConn, &PaymentResult) -> Result<(), ApiError>,
-) -> Result<PaymentResult, ApiError> {
+    key: Option<&Key>,
+) -> Result<Outcome<PaymentResult>, ApiError> {
+    let (method, token) = match method_of(ctx, input) {
+        Ok(chosen) => chosen,
+        Err(err) => {
+            return match key {
+                Some(k) => idempotency::answer_error(conn, k, err),
+                None => Err(err),
+            }
+        }
+    };
+    if method == PaymentMethod::Card {
+        return card::pay(conn, ctx, user, id, token.unwrap_or_default(), key);
+    }
+    let work = |conn: &mut DbConn, store: &mut StoreResult<'_, PaymentResult>| {
+        pay_at_once(conn, ctx, user, id, method, store)
+    };
+    match key {
+        Some(k) => idempotency::run_once(conn, k, work),
+        None => work(conn, &mut |_, _| Ok(())).map(|r| Outcome::Fresh(Box::new(r))),
+    }
+}
+
+/// The enabled method the body names, and its card token.
+fn method_of<'a>(
+    ctx: &PayContext<'_>,
+    input: &'a NewPayment,
+) -> Result<(PaymentMethod, Option<&'a str>), ApiError> {
     let method = PaymentMethod::parse(input.method.trim())
         .filter(|m| ctx.methods.iter().any(|e| e == m.as_str()))
         .ok_or_else(|| {
@@ -349,16 +348,26 @@ pub fn pay_order(
     let token = input.token.as_deref().map(str::trim);
     match (method, token) {
         (PaymentMethod::Card, None) => {
-            return Err(ApiError::invalid("token", "is required to pay by card"))
+            Err(ApiError::invalid("token", "is required to pay by card"))
         }
-        (PaymentMethod::Cash | PaymentMethod::BankTransfer, Some(_)) => {
-            return Err(ApiError::invalid(
-                "token",
-                "is only taken for card payments",
-            ))
-        }
-        _ => {}
+        (PaymentMethod::Cash | PaymentMethod::BankTransfer, Some(_)) => Err(ApiError::invalid(
+            "token",
+            "is only taken for card payments",
+        )),
+        _ => Ok((method, token)),
     }
+}
+
+/// Pays in cash or by bank transfer: one transaction, no provider. `after` runs inside it (the
+/// idempotency record is stored there).
+fn pay_at_once(
+    conn: &mut DbConn,
+    ctx: &PayContext<'_>,
+    user: &AuthUser,
+    id: i64,
+    method: PaymentMethod,
+    after: &mut StoreResult<'_, PaymentResult>,
+) -> Result<PaymentResult, ApiError> {
     // Visibility first, so a customer learns nothing about another customer's order.
     let row = visible_order(conn, user, id)?;
     if method == PaymentMethod::Cash && !user.is_staff() {
@@ -366,144 +375,45 @@ pub fn pay_order(
             "cash payments are taken by staff at the counter".into(),
         ));
     }
-    let due = payable(conn, user, &row)?;
-
-    match method {
-        PaymentMethod::Card => {
-            let token = token.unwrap_or_default();
-            // No transaction is open here: the provider may be a network call.
-            let charge = match ctx.provider.charge(due, &row.currency, token) {
-                Ok(charge) => charge,
-                Err(Decline::InvalidToken) => {
-                    return Err(ApiError::invalid("token", "is not a valid card token"))
-                }
-                Err(Decline::Unavailable(why)) => {
-                    return Err(ApiError::Unavailable(format!(
-                        "payment provider unavailable for order {id}: {why}"
-                    )))
-                }
-                Err(Decline::Declined { code, message }) => {
-                    write_transaction(conn, |conn| {
-                        insert(
-                            conn,
-                            user,
-                            id,
-                            &Record {
-                                method,
-                                amount_cents: due,
-                                status: PaymentStatus::Failed,
-                                provider_reference: None,
-                                failure_code: Some(&code),
-                            },
-                        )
-                    })?;
-                    return Err(ApiError::PaymentDeclined {
-                        detail: format!("the payment of order {id} was declined: {message}"),
-                        code,
-                    });
-                }
-            };
-            let recorded = write_transaction(conn, |conn| {
-                let row = visible_order(conn, user, id)?;
-                if payable(conn, user, &row)? != due {
-                    return Err(ApiError::Conflict(
-                        "the order's outstanding amount changed meanwhile; retry".into(),
-                    ));
-                }
-                let updated = transition(
-                    conn,
-                    &row,
-                    OrderAction::Pay,
-                    user.into(),
-                    Some("paid by card"),
-                )?;
-                let payment = insert(
-                    conn,
-                    user,
-                    id,
-                    &Record {
-                        method,
-                        amount_cents: due,
-                        status: PaymentStatus::Succeeded,
-                        provider_reference: Some(&charge.reference),
-                        failure_code: None,
-                    },
-                )?;
-                let result = PaymentResult {
-                    payment,
-                    order: view(conn, updated)?,
-                };
-                after(conn, &result)?;
-                Ok(result)
-            });
-            if recorded.is_err() {
-                // Nothing was recorded: give the money back, through a refund row so that the
-                // refund task keeps trying if the provider cannot be reached now.
-                match refunds::plan_orphan_charge(conn, id, &charge.reference, due, user.id) {
-                    Ok(row) => refunds::carry_out_planned(conn, ctx.provider, &[row]),
-                    Err(e) => log::error!(
-                        "cannot record the refund of charge {} ({due} cents) of order {id}: {e}",
-                        charge.reference
-                    ),
-                }
-            }
-            recorded
-        }
-        PaymentMethod::Cash => write_transaction(conn, |conn| {
-            let row = visible_order(conn, user, id)?;
-            let due = payable(conn, user, &row)?;
-            let updated = transition(
+    write_transaction(conn, |conn| {
+        let row = visible_order(conn, user, row.id)?;
+        let due = payable(conn, user, &row)?;
+        let (updated, status) = if method == PaymentMethod::Cash {
+            let paid = transition(
                 conn,
                 &row,
                 OrderAction::Pay,
                 user.into(),
                 Some("paid in cash"),
             )?;
-            let payment = insert(
-                conn,
-                user,
-                id,
-                &Record {
-                    method,
-                    amount_cents: due,
-                    status: PaymentStatus::Succeeded,
-                    provider_reference: None,
-                    failure_code: None,
-                },
-            )?;
-            let result = PaymentResult {
-                payment,
-                order: view(conn, updated)?,
-            };
-            after(conn, &result)?;
-            Ok(result)
-        }),
-        PaymentMethod::BankTransfer => write_transaction(conn, |conn| {
-            let row = visible_order(conn, user, id)?;
-            let due = payable(conn, user, &row)?;
+            (paid, PaymentStatus::Succeeded)
+        } else {
             let window =
                 chrono::Duration::from_std(ctx.bank_transfer_ttl).map_err(ApiError::internal)?;
-            let row = extend_expiry(conn, &row, now() + window)?;
-            let payment = insert(
-                conn,
-                user,
-                id,
-                &Record {
-                    method,
-                    amount_cents: due,
-                    status: PaymentStatus::Pending,
-                    provider_reference: None,
-                    failure_code: None,
-                },
-            )?;
-            let result = PaymentResult {
-                payment,
-                order: view(conn, row)?,
-            };
-            after(conn, &result)?;
-            Ok(result)
-        }),
-    }
+            (
+                extend_expiry(conn, &row, now() + window)?,
+                PaymentStatus::Pending,
+            )
+        };
+        let payment = insert(
+            conn,
+            user,
+            id,
+            &Record {
+                method,
+                amount_cents: due,
+                status,
+                provider_reference: None,
+                failure_code: None,
+            },
+        )?;
+        let result = PaymentResult {
+            payment,
+            order: view(conn, updated)?,
+        };
+        after(conn, &result)?;
+        Ok(result)
+    })
 }
 
 /// Moves an unpaid order's expiry to `until` (a conditional update on its status and version, so
@@ -573,7 +483,7 @@ pub(crate) fn settle_pending(
         payments::status.eq(to.as_str()),
         payments::failure_code.eq(failure_code),
     ))
-    .returning(payments::all_columns)
+    .returning(PAYMENT_COLUMNS)
     .get_result(conn)
     .optional()?)
 }
@@ -658,25 +568,6 @@ pub fn list_payments(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_test_provider_knows_its_tokens() {
-        let p = TestProvider;
-        let ok = p.charge(100, "USD", "tok_visa").unwrap();
-        assert!(ok.reference.starts_with("test_ch_"));
-        assert!(p.refund(&ok.reference, 100, "refund:1").is_ok());
-        assert_eq!(
-            p.refund("ch_other", 100, "refund:2"),
-            Err(Decline::InvalidToken)
-        );
-        let code = |t| match p.charge(100, "USD", t) {
-            Err(Decline::Declined { code, .. }) => code,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(code("tok_declined"), "card_declined");
-        assert_eq!(code("tok_insufficient_funds"), "insufficient_funds");
-        assert_eq!(p.charge(100, "USD", "tok_nope"), Err(Decline::InvalidToken));
-    }
 
     #[test]
     fn methods_round_trip() {

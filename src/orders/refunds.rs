@@ -281,31 +281,31 @@ pub(crate) fn plan(
     Ok(rows)
 }
 
-/// Records, in its own transaction, the refund of a card charge that never became a payment (the
-/// order stopped being payable while the card was charged), so that the refund task keeps trying
-/// if the provider cannot be reached now. Returns the pending row.
-pub(crate) fn plan_orphan_charge(
+/// Records, inside the caller's transaction, the refund of a card charge that never became a
+/// succeeded payment (the order stopped being payable while the card was charged, or the
+/// attempt `payment_id` was settled without it), so that the refund task keeps trying if the
+/// provider cannot be reached now. Returns the pending row.
+pub(crate) fn record_orphan_charge(
     conn: &mut DbConn,
     order_id: i64,
+    payment_id: Option<i64>,
     charge_reference: &str,
     amount_cents: i64,
     created_by: i64,
 ) -> Result<RefundRow, ApiError> {
-    write_transaction(conn, |conn| {
-        insert(
-            conn,
-            &NewRefund {
-                order_id,
-                payment_id: None,
-                return_id: None,
-                method: PaymentMethod::Card,
-                charge_reference: Some(charge_reference),
-                amount_cents,
-                reason: "charge not recorded: the order was no longer payable",
-                created_by: Some(created_by),
-            },
-        )
-    })
+    insert(
+        conn,
+        &NewRefund {
+            order_id,
+            payment_id,
+            return_id: None,
+            method: PaymentMethod::Card,
+            charge_reference: Some(charge_reference),
+            amount_cents,
+            reason: "charge not recorded as a payment: the order was no longer payable",
+            created_by: Some(created_by),
+        },
+    )
 }
 
 /// Claims pending refund `id` for one attempt if it is due: a conditional update, so that of

@@ -7,7 +7,7 @@ use crate::error::{ApiError, Problem, Shortage};
 use crate::http::extract::parse_json;
 use crate::http::idempotent::{answer_created, create_once};
 use crate::http::{ApiJson, ApiQuery, Page};
-use crate::orders::idempotency::{self, Outcome};
+use crate::orders::idempotency::{self, Key, Outcome};
 use crate::orders::model::*;
 use crate::orders::payments::{
     self, NewPayment, PayContext, PaymentMethod, PaymentResult, PaymentStatus, PaymentView,
@@ -286,15 +286,16 @@ pub async fn pay_order(
     let input = body.into_inner();
     // The order is part of what a key stands for: the same key for another order is a reuse.
     let hash = idempotency::request_hash(&serde_json::json!({"order_id": id, "payment": &input}))?;
-    let user_id = user.id;
+    let key = Key::of(&req, user.id, hash)?;
     let st = state.clone();
-    let outcome = create_once(&state, &req, user_id, hash, move |conn, store| {
+    let outcome = db::run(&state.pool, move |conn| {
         let ctx = PayContext {
             provider: st.payment_provider.as_ref(),
             methods: &st.settings.payment_methods,
             bank_transfer_ttl: st.settings.bank_transfer_ttl,
+            lease: st.settings.payment_lease,
         };
-        payments::pay_order(conn, &ctx, &user, id, &input, |c, r| store(c, r))
+        payments::pay_order(conn, &ctx, &user, id, &input, key.as_ref())
     })
     .await?;
     Ok(answer_created(outcome, Some(payments_location(id))))

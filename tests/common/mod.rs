@@ -95,7 +95,7 @@ impl TestApp {
 
     /// Spawns with settings adjusted by `tune` (e.g. a lower login allowance).
     pub async fn spawn_with(tune: impl FnOnce(&mut Settings)) -> TestApp {
-        Self::spawn_with_provider(tune, std::sync::Arc::new(TestProvider)).await
+        Self::spawn_with_provider(tune, std::sync::Arc::new(TestProvider::new())).await
     }
 
     /// Spawns with adjusted settings and another payment provider.
@@ -146,16 +146,29 @@ impl TestApp {
 
     /// Starts another server (its own state, pool and background workers) on this test's
     /// database, as a second replica would run; settings as [`TestApp::spawn_with`].
+    /// It shares this server's payment provider, which stands for a service outside both.
     pub async fn sibling_with(&self, tune: impl FnOnce(&mut Settings)) -> TestApp {
-        Self::spawn_on(self.db.clone(), tune, std::sync::Arc::new(TestProvider)).await
+        let provider = self.state.payment_provider.clone();
+        Self::spawn_on(self.db.clone(), tune, provider).await
     }
 
     /// Stops this server (its background workers die with it) and starts a new one on the same
     /// database, as a restart or a crash followed by a restart would.
+    /// The payment provider, a service outside the server, remembers what it did across it.
     pub async fn restart_with(self, tune: impl FnOnce(&mut Settings)) -> TestApp {
+        let provider = self.state.payment_provider.clone();
+        self.restart_with_provider(tune, provider).await
+    }
+
+    /// As [`TestApp::restart_with`], with another payment provider.
+    pub async fn restart_with_provider(
+        self,
+        tune: impl FnOnce(&mut Settings),
+        provider: std::sync::Arc<dyn PaymentProvider>,
+    ) -> TestApp {
         let db = self.db.clone();
         drop(self);
-        Self::spawn_on(db, tune, std::sync::Arc::new(TestProvider)).await
+        Self::spawn_on(db, tune, provider).await
     }
 
     pub fn url(&self, path: &str) -> String {
