@@ -167,7 +167,7 @@ fn set_path(doc: &Value, schema: &Value, body: &mut Value, path: &[Seg], leaf: V
         }
         Seg::Index => {
             let items = &schema["items"];
-            if !body.as_array().is_some_and(|a| !a.is_empty()) {
+            if body.as_array().is_none_or(Vec::is_empty) {
                 *body = json!([minimal(doc, items)]);
             }
             set_path(doc, items, &mut body[0], rest, leaf);
@@ -218,7 +218,9 @@ async fn nul_in_any_documented_text_input_is_422_naming_it() {
     let mut bodies_checked = 0;
     let mut failures = Vec::new();
     for (method, path, op) in operations(&doc) {
-        let Some(schema) = op["requestBody"]["content"].get("application/json").map(|c| &c["schema"])
+        let Some(schema) = op["requestBody"]["content"]
+            .get("application/json")
+            .map(|c| &c["schema"])
         else {
             continue;
         };
@@ -276,7 +278,10 @@ async fn nul_in_any_documented_text_input_is_422_naming_it() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The sweep really covered the API (the counts at the time of writing: 60 and 23).
     assert!(bodies_checked >= 50, "only {bodies_checked} body fields");
-    assert!(params_checked >= 20, "only {params_checked} query parameters");
+    assert!(
+        params_checked >= 20,
+        "only {params_checked} query parameters"
+    );
     assert_eq!(counts(&app), before, "a refused request wrote rows");
 }
 
@@ -425,9 +430,12 @@ async fn broken_json_is_400_and_wrong_shapes_are_422() {
     raw("/api/v1/authors", r#"{"bio": "x"}"#)
         .await
         .invalid_field("name");
-    raw("/api/v1/orders", r#"{"lines": [{"book_id": "x", "quantity": 1}]}"#)
-        .await
-        .invalid_field("lines[0].book_id");
+    raw(
+        "/api/v1/orders",
+        r#"{"lines": [{"book_id": "x", "quantity": 1}]}"#,
+    )
+    .await
+    .invalid_field("lines[0].book_id");
     assert_eq!(app.count("books") + app.count("authors"), 0);
 }
 
@@ -468,5 +476,8 @@ async fn csv_rows_with_control_characters_fail_alone() {
     assert_eq!(app.count("books"), 2);
     let page = app.get("/api/v1/books?sort=title", None).await;
     assert_eq!(titles(&page.body), ["Fine", "Last"]);
-    assert_eq!(page.body["items"][0]["description"], "two\nlines\twith a tab");
+    assert_eq!(
+        page.body["items"][0]["description"],
+        "two\nlines\twith a tab"
+    );
 }

@@ -137,7 +137,11 @@ async fn pool_exhaustion_is_a_retryable_503() {
 async fn wrong_method_on_ops_routes_is_405_with_allow() {
     let app = TestApp::spawn().await;
     for path in ["/healthz", "/readyz"] {
-        for method in [reqwest::Method::POST, reqwest::Method::DELETE, reqwest::Method::PUT] {
+        for method in [
+            reqwest::Method::POST,
+            reqwest::Method::DELETE,
+            reqwest::Method::PUT,
+        ] {
             let res = app.send(method.clone(), path, None, None).await;
             res.problem(405);
             assert_eq!(res.header("allow"), Some("GET, HEAD"), "{method} {path}");
@@ -225,6 +229,9 @@ async fn head_is_served_like_get() {
     .await
     .unwrap();
     assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
-    assert!(raw.to_ascii_lowercase().contains("content-length: 15"), "{raw}");
+    assert!(
+        raw.to_ascii_lowercase().contains("content-length: 15"),
+        "{raw}"
+    );
     assert!(raw.ends_with("\r\n\r\n"), "a body was sent: {raw:?}");
 }

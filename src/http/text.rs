@@ -16,7 +16,8 @@ use crate::error::{ApiError, FieldError};
 use serde_json::Value;
 
 /// The free-text fields that may hold tabs and line breaks, by the last name of their path.
-pub const MULTI_LINE_FIELDS: [&str; 6] = ["address", "bio", "description", "note", "notes", "reason"];
+pub const MULTI_LINE_FIELDS: [&str; 6] =
+    ["address", "bio", "description", "note", "notes", "reason"];
 
 /// What a text field may contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +81,11 @@ pub fn check_json(value: &Value) -> Result<(), ApiError> {
 fn walk(value: &Value, path: &mut String, errors: &mut Vec<FieldError>) {
     match value {
         Value::String(text) => {
-            let field = if path.is_empty() { "body" } else { path.as_str() };
+            let field = if path.is_empty() {
+                "body"
+            } else {
+                path.as_str()
+            };
             if let Err(e) = check_field(field, text) {
                 errors.push(e);
             }
@@ -96,7 +101,11 @@ fn walk(value: &Value, path: &mut String, errors: &mut Vec<FieldError>) {
         Value::Object(map) => {
             for (key, item) in map {
                 if refusal(key, TextKind::SingleLine).is_some() {
-                    let field = if path.is_empty() { "body" } else { path.as_str() };
+                    let field = if path.is_empty() {
+                        "body"
+                    } else {
+                        path.as_str()
+                    };
                     errors.push(FieldError::new(
                         field,
                         "a property name contains a control character",
@@ -161,7 +170,10 @@ mod tests {
         assert_eq!(TextKind::of_field("description"), TextKind::MultiLine);
         assert_eq!(TextKind::of_field("lines[0].note"), TextKind::MultiLine);
         assert_eq!(TextKind::of_field("notes"), TextKind::MultiLine);
-        assert_eq!(TextKind::of_field("shipping_address.line1"), TextKind::SingleLine);
+        assert_eq!(
+            TextKind::of_field("shipping_address.line1"),
+            TextKind::SingleLine
+        );
         assert_eq!(TextKind::of_field("event_types[3]"), TextKind::SingleLine);
         assert_eq!(TextKind::of_field("reason[1]"), TextKind::MultiLine);
     }
