@@ -8,7 +8,7 @@ use crate::config::Settings;
 use crate::db::{self, Pool};
 use crate::error::{problem_response, ApiError, FieldError, Problem};
 use crate::http::extract::JsonLimit;
-use crate::http::middleware::{normalize_error, request_id};
+use crate::http::middleware::{head_as_get, normalize_error, request_id};
 use crate::{auth, catalog, ops};
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
@@ -209,14 +209,14 @@ pub fn build(
             }),
         )
         .app_data(web::PayloadConfig::default().limit(json_limit))
+        .wrap(from_fn(head_as_get))
         .wrap(ErrorHandlers::new().default_handler(normalize_error))
         .wrap(cors)
         .wrap(from_fn(request_id))
         .wrap(Logger::new(
             "%{r}a \"%r\" %s %b %Dms request_id=%{x-request-id}o",
         ))
-        .service(ops::healthz)
-        .service(ops::readyz)
+        .configure(ops::configure)
         .service(SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", openapi()))
         .service(
             web::scope("/api/v1")

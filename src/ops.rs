@@ -3,7 +3,8 @@
 use crate::app::AppState;
 use crate::db;
 use crate::error::ApiError;
-use actix_web::{get, web, HttpResponse};
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
 use diesel::connection::SimpleConnection;
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
@@ -17,7 +18,6 @@ pub struct Health {
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "ops",
     responses((status = 200, body = Health, example = json!({"status": "ok"}))))]
-#[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
@@ -28,7 +28,6 @@ pub async fn healthz() -> HttpResponse {
         (status = 200, body = Health, example = json!({"status": "ok"})),
         (status = 503, body = Problem, content_type = "application/problem+json",
          description = "The database cannot be reached")))]
-#[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     db::run(&state.pool, |conn| {
         conn.batch_execute("SELECT 1")
@@ -36,6 +35,22 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     })
     .await?;
     Ok(HttpResponse::Ok().json(Health { status: "ok" }))
+}
+
+/// `/docs` without its slash: the docs UI lives under `/docs/`, so send the browser there
+/// (permanently, keeping the method).
+pub async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, "/docs/"))
+        .finish()
+}
+
+/// Registers the ops routes. Each is a resource with a GET route, so another method answers 405
+/// with `Allow` (HEAD is served as GET by `http::middleware::head_as_get`).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").route(web::get().to(healthz)))
+        .service(web::resource("/readyz").route(web::get().to(readyz)))
+        .service(web::resource("/docs").route(web::get().to(docs_redirect)));
 }
 
 #[derive(OpenApi)]

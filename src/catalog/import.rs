@@ -14,6 +14,7 @@ use crate::catalog::search::{self, Reindex};
 use crate::db::schema::{authors, books, categories};
 use crate::db::{now, write_transaction, DbConn};
 use crate::error::{ApiError, FieldError};
+use crate::http::text;
 use diesel::prelude::*;
 use std::collections::HashMap;
 
@@ -92,6 +93,22 @@ fn parse_row(
             .filter(|v| !v.is_empty())
             .map(str::to_owned)
     };
+    // The one text rule of the API (`http::text`): a cell with NUL or a control character fails
+    // its row, naming the column, before anything else is read from it.
+    let mut by_position: Vec<(&String, usize)> = columns.iter().map(|(n, &i)| (n, i)).collect();
+    by_position.sort_by_key(|&(_, i)| i);
+    let control: Vec<ImportFailure> = by_position
+        .into_iter()
+        .filter_map(|(name, i)| {
+            let cell = record.get(i)?.trim();
+            text::check_field(name, cell)
+                .err()
+                .map(|e| failure(line, name, e.message))
+        })
+        .collect();
+    if !control.is_empty() {
+        return Err(control);
+    }
     let mut failures = Vec::new();
     let mut number = |name: &str| -> Option<i64> {
         let raw = cell(name)?;

@@ -2,6 +2,7 @@
 //! actix's plain-text errors.
 
 use crate::error::{ApiError, FieldError};
+use crate::http::text;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
@@ -68,23 +69,22 @@ fn payload_error(err: actix_web::Error, limit: usize) -> ApiError {
     }
 }
 
-/// Parses JSON, telling syntax errors (400) from well-formed bodies of the wrong shape (422,
-/// naming the field).
+/// Parses a JSON body in three steps, so that each kind of fault gets its own answer:
+/// syntactically broken JSON (truncated, trailing garbage…) is 400 whatever it contains; then
+/// every string is checked against the control-character rule of [`crate::http::text`] (422
+/// naming its path); then the value is deserialized into `T` (422 naming the field of a wrong
+/// type or a missing field). Bodies are validated before any handler looks up its resources.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|err| {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|err| ApiError::BadRequest(format!("the body is not valid JSON: {err}")))?;
+    text::check_json(&value)?;
+    serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
-        let inner = err.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let message = strip_position(&inner.to_string());
-                let field = missing_field_name(&message)
-                    .map(|name| join_path(&path, name))
-                    .unwrap_or_else(|| if path == "." { "body".into() } else { path });
-                ApiError::Validation(vec![FieldError::new(field, message)])
-            }
-            _ => ApiError::BadRequest(format!("the body is not valid JSON: {inner}")),
-        }
+        let message = strip_position(&err.into_inner().to_string());
+        let field = missing_field_name(&message)
+            .map(|name| join_path(&path, name))
+            .unwrap_or_else(|| if path == "." { "body".into() } else { path });
+        ApiError::Validation(vec![FieldError::new(field, message)])
     })
 }
 
@@ -122,7 +122,10 @@ impl<T: DeserializeOwned + Validate> FromRequest for ApiQuery<T> {
     }
 }
 
+/// Parses a query string: every parameter is first checked against the control-character rule
+/// of [`crate::http::text`] (all parameters are single-line), then deserialized and validated.
 pub fn parse_query<T: DeserializeOwned + Validate>(query: &str) -> Result<T, ApiError> {
+    text::check_query(query)?;
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     let value: T = serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
@@ -196,9 +199,26 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_bad_requests() {
-        assert!(matches!(
-            parse_json::<Body>(b"{\"lines\": ["),
-            Err(ApiError::BadRequest(_))
-        ));
+        for broken in [
+            &b"{\"lines\": ["[..],
+            b"{\"lines\": [{\"quantity\": \"x\"}, 2,",
+            b"{\"lines\": []} trailing",
+            b"",
+            b"{'lines': []}",
+        ] {
+            assert!(
+                matches!(parse_json::<Body>(broken), Err(ApiError::BadRequest(_))),
+                "{}",
+                String::from_utf8_lossy(broken)
+            );
+        }
+    }
+
+    #[test]
+    fn control_characters_are_refused_before_types_are_checked() {
+        match parse_json::<Body>(br#"{"lines":[{"quantity":"x","note":"a\u0000b"}]}"#) {
+            Err(ApiError::Validation(errors)) => assert_eq!(errors[0].field, "lines[0].note"),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }

@@ -1,10 +1,12 @@
-//! Request ids and the normaliser that turns every framework-made error (unknown route, wrong
-//! method, …) into problem+json, so clients never see a plain-text or empty error body.
+//! Request ids, HEAD served as GET, and the normaliser that turns every framework-made error
+//! (unknown route, wrong method, …) into problem+json, so clients never see a plain-text or empty
+//! error body.
 
 use crate::error::{problem_response, PROBLEM_JSON};
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::{ErrorHandlerResponse, Next};
 use actix_web::{Error, HttpMessage};
 
@@ -35,6 +37,34 @@ pub async fn request_id(
     let mut res = next.call(req).await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    Ok(res)
+}
+
+/// Serves every GET route to HEAD as well (RFC 9110 §9.3.2), without registering HEAD per route:
+/// the request is routed as a GET, and the HTTP layer (actix-http, which remembers the method
+/// read from the wire) sends the GET response's status and headers, `Content-Length` included,
+/// without its body. A 405's `Allow` that lists GET lists HEAD too.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let is_head = req.method() == Method::HEAD;
+    if is_head {
+        req.head_mut().method = Method::GET;
+    }
+    let mut res = next.call(req).await?;
+    if res.status() == StatusCode::METHOD_NOT_ALLOWED {
+        let allow = res
+            .headers()
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.split(',').any(|m| m.trim() == "GET"))
+            .filter(|v| !v.split(',').any(|m| m.trim() == "HEAD"))
+            .map(|v| format!("{v}, HEAD"));
+        if let Some(value) = allow.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            res.headers_mut().insert(header::ALLOW, value);
+        }
     }
     Ok(res)
 }
