@@ -1,7 +1,7 @@
 //! Builds the actix application: shared state, middleware, the `/api/v1` scope of every area, the
 //! ops endpoints, and the OpenAPI document with its offline docs UI.
 
-use crate::auth::throttle::LoginThrottle;
+use crate::auth::throttle::{Limits, LoginThrottle};
 use crate::auth::token::TokenKeys;
 use crate::catalog::cache::SearchCache;
 use crate::config::Settings;
@@ -68,11 +68,7 @@ impl AppState {
             webhook_client,
             tokens: TokenKeys::new(&settings),
             search_cache: SearchCache::new(settings.search_cache_ttl),
-            login_throttle: LoginThrottle::new(
-                settings.login_max_failures,
-                settings.login_max_failures_per_ip,
-                settings.login_window,
-            ),
+            login_throttle: LoginThrottle::new(Limits::of(&settings)),
             payment_provider,
             pool,
             settings,
