@@ -101,7 +101,6 @@ pub async fn register(
         .json(response))
 }
 
-
 /// Logs in with email and password.
 ///
 /// Unknown email, wrong password and deactivated account all answer the same 401. Failures are

@@ -317,7 +317,9 @@ mod tests {
         for _ in 0..5 {
             t.record_failure_at("fresh@x.io", ip("198.51.100.2"), later);
         }
-        assert!(t.check_at("fresh@x.io", ip("198.51.100.2"), later).is_some());
+        assert!(t
+            .check_at("fresh@x.io", ip("198.51.100.2"), later)
+            .is_some());
     }
 
     #[test]
