@@ -1,7 +1,7 @@
 //! Builds the actix application: shared state, middleware, the `/api/v1` scope of every area, the
 //! ops endpoints, and the OpenAPI document with its offline docs UI.
 
-use crate::auth::throttle::LoginThrottle;
+use crate::auth::throttle::{Limits, LoginThrottle};
 use crate::auth::token::TokenKeys;
 use crate::catalog::cache::SearchCache;
 use crate::config::Settings;
@@ -29,8 +29,9 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub login_throttle: LoginThrottle,
     pub search_cache: SearchCache,
-    /// Sends webhook deliveries (and pings); its timeout is `webhook_timeout`.
-    pub webhook_client: reqwest::Client,
+    /// Sends webhook deliveries (and pings) to public addresses only (unless
+    /// `webhook_allow_private`); its timeout is `webhook_timeout`.
+    pub webhook_client: crate::webhooks::egress::WebhookClient,
     /// Charges and refunds cards (the built-in test provider for now).
     pub payment_provider: std::sync::Arc<dyn crate::orders::payments::PaymentProvider>,
 }
@@ -66,21 +67,15 @@ impl AppState {
             log::info!("applied migrations: {}", applied.join(", "));
         }
         drop(conn);
-        let webhook_client = reqwest::Client::builder()
-            .timeout(settings.webhook_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("bookstore-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))?;
+        let webhook_client = crate::webhooks::egress::WebhookClient::new(
+            settings.webhook_timeout,
+            settings.webhook_allow_private,
+        )?;
         Ok(web::Data::new(AppState {
             webhook_client,
             tokens: TokenKeys::new(&settings),
             search_cache: SearchCache::new(settings.search_cache_ttl),
-            login_throttle: LoginThrottle::new(
-                settings.login_max_failures,
-                settings.login_max_failures_per_ip,
-                settings.login_window,
-            ),
+            login_throttle: LoginThrottle::new(Limits::of(&settings)),
             payment_provider,
             pool,
             settings,

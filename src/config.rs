@@ -1,6 +1,7 @@
 //! Settings read from the environment once at start-up and validated, so that a bad value stops
 //! the process with a clear message instead of failing on the first request.
 
+use crate::http::client_addr::TrustedProxies;
 use rand::RngCore;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -47,7 +48,13 @@ pub struct Settings {
     /// Failed logins allowed per client address within `login_window`; higher than the per-email
     /// allowance because many people can share one address (an office NAT).
     pub login_max_failures_per_ip: u32,
+    /// Failed logins allowed per email from all addresses together within `login_window`: a
+    /// ceiling that only an attack from many addresses reaches.
+    pub login_max_failures_per_email: u32,
     pub login_window: Duration,
+    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client; from any
+    /// other peer the header is ignored. Empty: the TCP peer is always the client.
+    pub trusted_proxies: TrustedProxies,
     /// How long a search result may be served from memory; writes through this process
     /// invalidate it at once, writes through other replicas are seen after this long. Zero: off.
     pub search_cache_ttl: Duration,
@@ -83,6 +90,10 @@ pub struct Settings {
     pub webhook_retry_base: Duration,
     /// How long after its event a failing delivery keeps being retried before it is marked failed.
     pub webhook_max_age: Duration,
+    /// Lets webhook URLs point at loopback, private, link-local and other internal addresses
+    /// (and skips resolving host names at registration). Off in production: an admin token must
+    /// not become a way to reach the internal network or the cloud metadata service.
+    pub webhook_allow_private: bool,
 }
 
 /// Every payment method the API knows; `BOOKSTORE_PAYMENT_METHODS` enables a subset.
@@ -198,7 +209,20 @@ impl Settings {
             ));
         }
 
+        let trusted_proxies = TrustedProxies::parse(
+            &get("BOOKSTORE_TRUSTED_PROXIES").unwrap_or_default(),
+        )
+        .map_err(|bad| {
+            config_error(
+                "BOOKSTORE_TRUSTED_PROXIES",
+                format!("'{bad}' is not an IP address or CIDR block such as 10.0.0.0/8"),
+            )
+        })?;
+        let webhook_allow_private = parse_bool(&get, "BOOKSTORE_WEBHOOK_ALLOW_PRIVATE", false)?;
+
         Ok(Settings {
+            trusted_proxies,
+            webhook_allow_private,
             payment_methods,
             bind: get("BOOKSTORE_BIND").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
             jwt_secret,
@@ -239,6 +263,12 @@ impl Settings {
                 "BOOKSTORE_LOGIN_MAX_FAILURES_PER_IP",
                 50,
                 1..=100_000,
+            )? as u32,
+            login_max_failures_per_email: parse_num(
+                &get,
+                "BOOKSTORE_LOGIN_MAX_FAILURES_PER_EMAIL",
+                100,
+                1..=1_000_000,
             )? as u32,
             login_window: Duration::from_secs(parse_num(
                 &get,
@@ -348,6 +378,8 @@ impl Settings {
             workers: Some(2),
             login_max_failures: 5,
             login_max_failures_per_ip: 50,
+            login_max_failures_per_email: 100,
+            trusted_proxies: TrustedProxies::default(),
             search_cache_ttl: Duration::from_secs(5),
             login_window: Duration::from_secs(900),
             json_limit_bytes: 256 * 1024,
@@ -364,7 +396,24 @@ impl Settings {
             webhook_timeout: Duration::from_secs(10),
             webhook_retry_base: Duration::from_secs(30),
             webhook_max_age: Duration::from_secs(86_400),
+            webhook_allow_private: false,
         }
+    }
+}
+
+fn parse_bool(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(other) => Err(config_error(
+            name,
+            format!("'{other}' is not a boolean; use true or false"),
+        )),
     }
 }
 
@@ -586,6 +635,32 @@ mod tests {
             Settings::from_vars(&v).err().map(|e| e.name),
             Some("BOOKSTORE_CORS_ORIGINS")
         );
+    }
+
+    #[test]
+    fn trusted_proxies_and_private_webhooks_are_parsed() {
+        let base = [
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("BOOKSTORE_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ];
+        let s = Settings::from_vars(&vars(&base)).unwrap();
+        assert!(s.trusted_proxies.is_empty());
+        assert!(!s.webhook_allow_private);
+        assert_eq!(s.login_max_failures_per_email, 100);
+        let mut v = vars(&base);
+        v.insert("BOOKSTORE_TRUSTED_PROXIES".into(), "10.0.0.0/8, ::1".into());
+        v.insert("BOOKSTORE_WEBHOOK_ALLOW_PRIVATE".into(), "TRUE".into());
+        let s = Settings::from_vars(&v).unwrap();
+        assert!(s.trusted_proxies.contains("10.9.8.7".parse().unwrap()));
+        assert!(s.webhook_allow_private);
+        for (name, bad) in [
+            ("BOOKSTORE_TRUSTED_PROXIES", "10.0.0.0/8, lb.internal"),
+            ("BOOKSTORE_WEBHOOK_ALLOW_PRIVATE", "maybe"),
+        ] {
+            let mut v = vars(&base);
+            v.insert(name.into(), bad.into());
+            assert_eq!(Settings::from_vars(&v).err().map(|e| e.name), Some(name));
+        }
     }
 
     #[test]

@@ -397,30 +397,173 @@ async fn login_is_throttled_after_repeated_failures() {
 }
 
 #[tokio::test]
-async fn a_successful_login_clears_the_accounts_failures() {
+async fn a_successful_login_clears_the_failures_of_its_email_and_address() {
     let app = TestApp::spawn_with(|s| s.login_max_failures = 3).await;
     register(&app, "reader@example.com", PASSWORD)
         .await
         .expect(201);
-    let key = vec!["email:reader@example.com".to_owned()];
     for _ in 0..2 {
         login(&app, "Reader@example.com", "wrong-password-123")
             .await
             .problem(401);
     }
-    assert!(app.state.login_throttle.check(&key).is_none());
-    // One more failure would lock the account: failures are counted per normalised email.
-    app.state.login_throttle.record_failure(&key);
-    assert!(app.state.login_throttle.check(&key).is_some());
-    app.state.login_throttle.clear(&key[0]);
-    app.state.login_throttle.record_failure(&key);
-    app.state.login_throttle.record_failure(&key);
-
-    // A success clears them (the address keeps its own count, at 2 of 3 here).
+    // Failures are counted per normalised email: a success clears them, so two more failures
+    // are still answered (a third would have been refused without the success).
+    login(&app, " READER@example.com", PASSWORD)
+        .await
+        .expect(200);
+    for _ in 0..2 {
+        login(&app, "reader@example.com", "wrong-password-123")
+            .await
+            .problem(401);
+    }
     login(&app, "reader@example.com", PASSWORD)
         .await
         .expect(200);
-    assert_eq!(app.state.login_throttle.check(&key), None);
+}
+
+/// Logs in through a (simulated) proxy that forwards the client address `from`.
+async fn login_from(app: &TestApp, from: &str, email: &str, password: &str) -> Res {
+    TestApp::read(
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", from)
+            .json(&json!({"email": email, "password": password})),
+    )
+    .await
+}
+
+/// The test server behind a trusted proxy: requests come from 127.0.0.1, which is trusted, so
+/// `X-Forwarded-For` names the client.
+fn behind_proxy(s: &mut bookstore::Settings) {
+    s.trusted_proxies = bookstore::http::client_addr::TrustedProxies::parse("127.0.0.1").unwrap();
+}
+
+const ATTACKER: &str = "203.0.113.7";
+const OWNER: &str = "198.51.100.2";
+
+#[tokio::test]
+async fn an_attacker_on_one_address_does_not_lock_the_owner_out() {
+    let app = TestApp::spawn_with(|s| {
+        behind_proxy(s);
+        s.login_max_failures = 3;
+    })
+    .await;
+    register(&app, "owner@example.com", PASSWORD)
+        .await
+        .expect(201);
+    for _ in 0..3 {
+        login_from(&app, ATTACKER, "owner@example.com", "wrong-password-123")
+            .await
+            .problem(401);
+    }
+    // The attacker's address is refused for this account, even with the right password...
+    for _ in 0..3 {
+        let res = login_from(&app, ATTACKER, "owner@example.com", PASSWORD).await;
+        res.problem(429);
+        let retry_after: u64 = res.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=900).contains(&retry_after), "{retry_after}");
+    }
+    // ...while the owner, from another address, gets in.
+    let res = login_from(&app, OWNER, "owner@example.com", PASSWORD).await;
+    res.expect(200);
+    assert_eq!(res.body["user"]["email"], "owner@example.com");
+    // The sign-up's session and the owner's login; nothing for the attacker.
+    assert_eq!(app.count("refresh_tokens"), 2);
+    // The attacker is still refused after the owner's success.
+    login_from(&app, ATTACKER, "owner@example.com", PASSWORD)
+        .await
+        .problem(429);
+}
+
+#[tokio::test]
+async fn a_spoofed_forwarded_for_is_ignored_without_trusted_proxies() {
+    let app = TestApp::spawn_with(|s| s.login_max_failures = 3).await;
+    register(&app, "owner@example.com", PASSWORD)
+        .await
+        .expect(201);
+    // Each failure claims another address; all are counted against the real peer.
+    for i in 0..3 {
+        login_from(
+            &app,
+            &format!("203.0.113.{i}"),
+            "owner@example.com",
+            "wrong-password-123",
+        )
+        .await
+        .problem(401);
+    }
+    login_from(&app, OWNER, "owner@example.com", PASSWORD)
+        .await
+        .problem(429);
+    assert_eq!(app.count("refresh_tokens"), 1);
+}
+
+#[tokio::test]
+async fn one_address_spraying_many_accounts_is_refused() {
+    let app = TestApp::spawn_with(|s| {
+        behind_proxy(s);
+        s.login_max_failures_per_ip = 4;
+    })
+    .await;
+    register(&app, "owner@example.com", PASSWORD)
+        .await
+        .expect(201);
+    for i in 0..4 {
+        login_from(&app, ATTACKER, &format!("user{i}@example.com"), PASSWORD)
+            .await
+            .problem(401);
+    }
+    // Any account from that address now waits, the existing one too.
+    let res = login_from(&app, ATTACKER, "owner@example.com", PASSWORD).await;
+    res.problem(429);
+    assert!(res.header("retry-after").is_some());
+    login_from(&app, ATTACKER, "user9@example.com", PASSWORD)
+        .await
+        .problem(429);
+    // Other addresses are not affected.
+    login_from(&app, OWNER, "user0@example.com", PASSWORD)
+        .await
+        .problem(401);
+    login_from(&app, OWNER, "owner@example.com", PASSWORD)
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn a_distributed_attack_meets_the_per_email_ceiling() {
+    let app = TestApp::spawn_with(|s| {
+        behind_proxy(s);
+        s.login_max_failures = 3;
+        s.login_max_failures_per_email = 6;
+    })
+    .await;
+    register(&app, "owner@example.com", PASSWORD)
+        .await
+        .expect(201);
+    register(&app, "other@example.com", PASSWORD)
+        .await
+        .expect(201);
+    // Two failures from each of three addresses: no (email, address) pair reaches its 3.
+    for i in 0..6 {
+        login_from(
+            &app,
+            &format!("203.0.113.{}", i / 2),
+            "owner@example.com",
+            "wrong-password-123",
+        )
+        .await
+        .problem(401);
+    }
+    // The account's ceiling is reached: every address waits for it, the owner's too...
+    let res = login_from(&app, OWNER, "owner@example.com", PASSWORD).await;
+    res.problem(429);
+    assert!(res.header("retry-after").is_some());
+    // ...but other accounts, from the same addresses, are not affected.
+    login_from(&app, "203.0.113.0", "other@example.com", PASSWORD)
+        .await
+        .expect(200);
+    assert_eq!(app.count("refresh_tokens"), 3);
 }
 
 #[tokio::test]

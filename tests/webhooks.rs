@@ -855,3 +855,306 @@ async fn reactivation_fails_pending_deliveries_older_than_the_retry_window() {
     assert!(replay.body["completed_at"].is_null());
     assert!(replay.body["next_attempt_at"].is_string());
 }
+
+/// Production's rule: webhooks go to public addresses only.
+fn public_only(s: &mut Settings) {
+    s.webhook_allow_private = false;
+}
+
+#[tokio::test]
+async fn internal_destinations_are_refused_and_credentials_never_echoed() {
+    let receiver = Receiver::start();
+    let app = TestApp::spawn_with(public_only).await;
+    let admin = app.admin();
+    let refused = [
+        receiver.url("/hook"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://10.0.0.1/".to_owned(),
+        "http://172.16.5.4:8080/".to_owned(),
+        "http://192.168.1.1/".to_owned(),
+        "http://100.64.0.1/".to_owned(),
+        "http://0.0.0.0:9000/".to_owned(),
+        "http://[::1]/".to_owned(),
+        "http://[fe80::1]/".to_owned(),
+        "http://[fd00::1]/".to_owned(),
+        "http://[::ffff:127.0.0.1]/".to_owned(),
+        "http://[::ffff:169.254.169.254]/".to_owned(),
+        "http://localhost/".to_owned(),
+        format!(
+            "http://localhost:{}/hook",
+            receiver.base.rsplit(':').next().unwrap()
+        ),
+        "http://user:s3cr3t-pw@example.com/".to_owned(),
+        "https://:s3cr3t-pw@192.0.2.10/".to_owned(),
+    ];
+    for url in &refused {
+        let res = app
+            .post(
+                "/api/v1/webhooks",
+                Some(&admin),
+                json!({"url": url, "event_types": ["order.paid"]}),
+            )
+            .await;
+        res.invalid_field("url");
+        assert!(!res.text.contains("s3cr3t"), "{url}: {}", res.text);
+    }
+    assert_eq!(app.count("webhook_endpoints"), 0);
+
+    // A public address is accepted (nothing is subscribed to anything that would send to it:
+    // the worker is off here); changing it to any of the above is refused the same way.
+    let res = app
+        .post(
+            "/api/v1/webhooks",
+            Some(&admin),
+            json!({"url": "http://192.0.2.10/hook", "event_types": ["order.paid"]}),
+        )
+        .await;
+    res.expect(201);
+    let id = res.body["id"].as_i64().unwrap();
+    for url in &refused {
+        let res = TestApp::read(
+            app.client
+                .patch(app.url(&format!("/api/v1/webhooks/{id}")))
+                .bearer_auth(&admin)
+                .header("if-match", "\"1\"")
+                .json(&json!({"url": url})),
+        )
+        .await;
+        res.invalid_field("url");
+        assert!(!res.text.contains("s3cr3t"), "{url}: {}", res.text);
+    }
+    let got = app
+        .get(&format!("/api/v1/webhooks/{id}"), Some(&admin))
+        .await;
+    got.expect(200);
+    assert_eq!(got.body["url"], "http://192.0.2.10/hook");
+    assert_eq!(got.body["version"], 1);
+    assert!(receiver.requests().is_empty());
+}
+
+#[tokio::test]
+async fn credentials_in_a_url_are_refused_even_where_private_addresses_are_allowed() {
+    let receiver = Receiver::start();
+    let app = TestApp::spawn().await;
+    let admin = app.admin();
+    let with_password = receiver
+        .url("/hook")
+        .replace("http://", "http://u:s3cr3t-pw@");
+    let res = app
+        .post(
+            "/api/v1/webhooks",
+            Some(&admin),
+            json!({"url": with_password, "event_types": ["order.paid"]}),
+        )
+        .await;
+    res.invalid_field("url");
+    assert!(!res.text.contains("s3cr3t"), "{}", res.text);
+    assert_eq!(app.count("webhook_endpoints"), 0);
+}
+
+/// Inserts an endpoint directly, as one registered before the address rule (or whose name
+/// resolved elsewhere then) would be stored; returns its id.
+fn insert_endpoint(app: &TestApp, url: &str) -> i64 {
+    let mut conn = app.conn();
+    let at = db::now();
+    diesel::insert_into(webhook_endpoints::table)
+        .values((
+            webhook_endpoints::url.eq(url),
+            webhook_endpoints::event_types.eq("order.paid"),
+            webhook_endpoints::secret.eq("whsec_test"),
+            webhook_endpoints::active.eq(true),
+            webhook_endpoints::version.eq(1),
+            webhook_endpoints::created_at.eq(at),
+            webhook_endpoints::updated_at.eq(at),
+        ))
+        .returning(webhook_endpoints::id)
+        .get_result(&mut *conn as &mut DbConn)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_stored_endpoint_whose_address_is_now_forbidden_is_not_sent_to() {
+    let receiver = Receiver::start();
+    let app = TestApp::spawn_with(|s| {
+        worker(s);
+        public_only(s);
+    })
+    .await;
+    let admin = app.admin();
+    let port = receiver.base.rsplit(':').next().unwrap().to_owned();
+    // A literal loopback address, and a name that now resolves to loopback (DNS rebinding:
+    // checked when registered, pointing inside when delivered).
+    let literal = insert_endpoint(&app, &receiver.url("/literal"));
+    let named = insert_endpoint(&app, &format!("http://localhost:{port}/named"));
+    for (id, expected) in [(literal, "loopback"), (named, "localhost")] {
+        app.send(
+            reqwest::Method::POST,
+            &format!("/api/v1/webhooks/{id}/test"),
+            Some(&admin),
+            None,
+        )
+        .await
+        .expect(202);
+        let deadline = deadline();
+        let delivery = loop {
+            let list = deliveries(&app, &admin, id).await;
+            if list[0]["attempts"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+            {
+                break list[0].clone();
+            }
+            deadline.tick("a refused attempt to be recorded").await;
+        };
+        let attempt = &delivery["attempts"][0];
+        assert_eq!(attempt["status_code"], Value::Null, "{delivery}");
+        let error = attempt["error"].as_str().unwrap();
+        assert!(
+            error.contains("refused") && error.contains(expected),
+            "{error}"
+        );
+        assert_ne!(delivery["status"], "succeeded");
+    }
+    assert!(receiver.requests().is_empty(), "{:?}", receiver.requests());
+    assert_eq!(receiver.held(), 0);
+}
+
+#[tokio::test]
+async fn an_endpoint_deleted_during_a_delivery_stays_deleted_and_the_worker_goes_on() {
+    let receiver = Receiver::start();
+    let app = TestApp::spawn_with(worker).await;
+    let admin = app.admin();
+    // Registered first: on SQLite a deleted last id would be given again.
+    let (other, _) = register(&app, &admin, &receiver.url("/other"), &["order.paid"]).await;
+    let (doomed, _) = register(&app, &admin, &receiver.url("/doomed"), &["order.paid"]).await;
+    receiver.hold();
+    app.send(
+        reqwest::Method::POST,
+        &format!("/api/v1/webhooks/{doomed}/test"),
+        Some(&admin),
+        None,
+    )
+    .await
+    .expect(202);
+    let deadline = deadline();
+    while receiver.held() == 0 {
+        deadline.tick("the delivery to reach the receiver").await;
+    }
+    app.delete(&format!("/api/v1/webhooks/{doomed}"), Some(&admin))
+        .await
+        .expect(204);
+    receiver.release();
+    receiver
+        .wait_for("the held delivery to be answered", |r| r.len() == 1)
+        .await;
+
+    // The worker goes on with other endpoints.
+    let event = emit(&app, EventType::OrderPaid, json!({"order_id": 1}));
+    wait_delivery(&app, &admin, other, &event, "succeeded").await;
+    // The dropped outcome left nothing behind, and the endpoint is not back.
+    let deadline = Deadline::new(Duration::from_secs(5));
+    while app.count("webhook_attempts") != 1 {
+        deadline
+            .tick("only the other endpoint's attempt to be recorded")
+            .await;
+    }
+    let mut conn = app.conn();
+    let endpoints: Vec<i64> = webhook_endpoints::table
+        .select(webhook_endpoints::id)
+        .load(&mut *conn as &mut DbConn)
+        .unwrap();
+    assert_eq!(endpoints, vec![other]);
+    let left: i64 = webhook_deliveries::table
+        .filter(webhook_deliveries::endpoint_id.eq(doomed))
+        .count()
+        .get_result(&mut *conn as &mut DbConn)
+        .unwrap();
+    assert_eq!(left, 0);
+    app.get(&format!("/api/v1/webhooks/{doomed}"), Some(&admin))
+        .await
+        .problem(404);
+}
+
+/// The race itself, made deterministic on PostgreSQL: the endpoint's delete has run but not yet
+/// committed when the worker records its attempt. Recording must wait for it and drop the
+/// outcome, not fail on the foreign key. (On SQLite writers are serialized, so the delete simply
+/// comes first.)
+#[tokio::test]
+async fn recording_an_attempt_while_its_endpoint_is_being_deleted_drops_the_outcome() {
+    use bookstore::webhooks::delivery::{claim_due, record, Outcome, Recorded, RetryPolicy};
+    use diesel::connection::SimpleConnection;
+    let app = TestApp::spawn().await;
+    let admin = app.admin();
+    let (doomed, _) = register(&app, &admin, "http://127.0.0.1:9/never", &["order.paid"]).await;
+    app.send(
+        reqwest::Method::POST,
+        &format!("/api/v1/webhooks/{doomed}/test"),
+        Some(&admin),
+        None,
+    )
+    .await
+    .expect(202);
+    let claim = {
+        let mut conn = app.conn();
+        let mut claims = claim_due(&mut conn, 10, Duration::from_secs(60)).unwrap();
+        assert_eq!(claims.len(), 1);
+        claims.pop().unwrap()
+    };
+    let outcome = Outcome {
+        attempted_at: db::now(),
+        status_code: Some(200),
+        latency_ms: 3,
+        error: None,
+    };
+    let policy = RetryPolicy {
+        base: Duration::from_secs(30),
+        max_age: Duration::from_secs(3600),
+    };
+    let delete = format!("DELETE FROM webhook_endpoints WHERE id = {doomed}");
+    let mut deleter = app.conn();
+    let postgres = matches!(&*deleter, DbConn::Pg(_));
+    let recorded = if let DbConn::Pg(pg) = &mut *deleter {
+        pg.batch_execute(&format!("BEGIN; {delete}")).unwrap();
+        let pool = app.state.pool.clone();
+        let recorder = std::thread::spawn(move || {
+            let mut conn = pool.get().unwrap();
+            record(&mut conn, &claim, &outcome, policy, 1.0)
+        });
+        // Wait until the recorder is blocked behind the delete's locks, then commit it.
+        let deadline = deadline();
+        loop {
+            #[derive(QueryableByName)]
+            struct Waiting {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            let mut watcher = app.conn();
+            let waiting = diesel::sql_query(
+                "SELECT COUNT(*) AS n FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .get_result::<Waiting>(&mut *watcher as &mut DbConn)
+            .unwrap()
+            .n;
+            if waiting > 0 {
+                break;
+            }
+            deadline.tick("the recorder to wait for the delete").await;
+        }
+        pg.batch_execute("COMMIT").unwrap();
+        recorder.join().unwrap()
+    } else {
+        (&mut *deleter as &mut DbConn)
+            .batch_execute(&delete)
+            .unwrap();
+        let mut conn = app.conn();
+        record(&mut conn, &claim, &outcome, policy, 1.0)
+    };
+    assert!(
+        matches!(recorded, Ok(Recorded::Gone)),
+        "postgres: {postgres}: {recorded:?}"
+    );
+    assert_eq!(app.count("webhook_endpoints"), 0);
+    assert_eq!(app.count("webhook_deliveries"), 0);
+    assert_eq!(app.count("webhook_attempts"), 0);
+}

@@ -157,6 +157,8 @@ impl Server {
             .env("BOOKSTORE_BIND", format!("127.0.0.1:{port}"))
             // Long enough for the whole run, whatever the import speed.
             .env("BOOKSTORE_ACCESS_TOKEN_TTL_SECS", "7200")
+            // The stockroom bench's webhook receiver listens on 127.0.0.1.
+            .env("BOOKSTORE_WEBHOOK_ALLOW_PRIVATE", "true")
             .stdin(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", cfg.bin.display()))?;

@@ -11,6 +11,7 @@ use crate::auth::service::{self, NewAccount, Session};
 use crate::auth::{AdminUser, AuthUser, Role};
 use crate::db;
 use crate::error::{ApiError, FieldError, Problem};
+use crate::http::client_addr::client_addr;
 use crate::http::{ApiJson, ApiQuery, Page};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -100,28 +101,14 @@ pub async fn register(
         .json(response))
 }
 
-/// The keys a login attempt is counted under: the account, and the client address.
-///
-/// The address is the TCP peer (`peer_addr`), never `X-Forwarded-For` or `Forwarded`: those
-/// headers are written by the client unless a trusted proxy overwrites them, so an attacker could
-/// pick a new "address" for every attempt. Behind a load balancer every client shares the
-/// balancer's address; the per-email key still protects each account.
-fn throttle_keys(req: &HttpRequest, email: &str) -> [String; 2] {
-    let ip = req
-        .peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string());
-    [
-        format!("email:{}", service::normalize_email(email)),
-        format!("ip:{ip}"),
-    ]
-}
-
 /// Logs in with email and password.
 ///
-/// Unknown email, wrong password and deactivated account all answer the same 401. After too many
-/// failures for one email or from one client address within the window, attempts are refused with
-/// 429 and `Retry-After`, without checking the password; a successful login clears the email's
-/// count.
+/// Unknown email, wrong password and deactivated account all answer the same 401. Failures are
+/// counted per (email, client address), per client address and per email (a high ceiling only a
+/// distributed attack meets); over any of these limits within the window, attempts are refused
+/// with 429 and `Retry-After`, without checking the password. So an attacker guessing from one
+/// address does not lock the owner, logging in from elsewhere, out. The client address is the
+/// TCP peer, or behind a proxy listed in `BOOKSTORE_TRUSTED_PROXIES` the one it forwards.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
     request_body(content = LoginRequest),
     responses(
@@ -147,8 +134,9 @@ pub async fn login(
     body: ApiJson<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let keys = throttle_keys(&req, &body.email);
-    if let Some(retry_after_secs) = state.login_throttle.check(&keys) {
+    let email = service::normalize_email(&body.email);
+    let addr = client_addr(&req, &state.settings.trusted_proxies);
+    if let Some(retry_after_secs) = state.login_throttle.check(&email, addr) {
         return Err(ApiError::TooManyRequests { retry_after_secs });
     }
     let ttl = state.settings.refresh_token_ttl;
@@ -158,13 +146,12 @@ pub async fn login(
     .await;
     match result {
         Ok(session) => {
-            let [email_key, _] = &keys;
-            state.login_throttle.clear(email_key);
+            state.login_throttle.record_success(&email, addr);
             let response = token_response(&state, session)?;
             Ok(no_store(&mut HttpResponse::Ok()).json(response))
         }
         Err(err @ ApiError::Unauthorized(_)) => {
-            state.login_throttle.record_failure(&keys);
+            state.login_throttle.record_failure(&email, addr);
             Err(err)
         }
         Err(err) => Err(err),

@@ -2,6 +2,7 @@
 //! request ids, the error-body normaliser, pagination, `If-Match` handling and `Idempotency-Key`
 //! replays, and the one rule for control characters in text input.
 
+pub mod client_addr;
 pub mod extract;
 pub mod idempotent;
 pub mod middleware;

@@ -29,6 +29,7 @@ use crate::app::AppState;
 use crate::db::schema::{webhook_attempts, webhook_deliveries, webhook_endpoints, webhook_events};
 use crate::db::{self, now, write_transaction, DbConn};
 use crate::error::ApiError;
+use crate::webhooks::egress::{self, WebhookClient};
 use crate::webhooks::model::DeliveryStatus;
 use crate::webhooks::outbox::WAKE;
 use crate::webhooks::signature;
@@ -243,6 +244,25 @@ pub fn claim_due(conn: &mut DbConn, limit: i64, lease: Duration) -> Result<Vec<C
     })
 }
 
+/// Whether the delivery still exists, locking its row for the rest of the transaction.
+///
+/// Its endpoint may be deleted while the request is in flight (the delete cascades to the
+/// delivery and its attempts). On PostgreSQL the row lock orders the two transactions: a delete
+/// that got there first makes this wait and then find nothing (the outcome is dropped), and one
+/// that comes after waits for the attempt to be recorded and then removes it with the rest. A
+/// plain read would let the delete commit between the check and the attempt's insert, which then
+/// fails on its foreign key. SQLite's `BEGIN IMMEDIATE` already serializes the two.
+fn lock_delivery(conn: &mut DbConn, delivery_id: i64) -> Result<bool, ApiError> {
+    let query = webhook_deliveries::table
+        .find(delivery_id)
+        .select(webhook_deliveries::id);
+    let found = match conn {
+        DbConn::Pg(c) => query.for_update().first::<i64>(c).optional()?,
+        DbConn::Sqlite(c) => query.first::<i64>(c).optional()?,
+    };
+    Ok(found.is_some())
+}
+
 /// Records one attempt of `claim`, and, if the claim is still ours, the delivery's new state.
 /// `jitter` scales the retry delay (see [`retry_delay`]).
 pub fn record(
@@ -254,13 +274,7 @@ pub fn record(
 ) -> Result<Recorded, ApiError> {
     write_transaction(conn, |conn| {
         commit_lazily(conn)?;
-        let exists = webhook_deliveries::table
-            .find(claim.delivery_id)
-            .select(webhook_deliveries::id)
-            .first::<i64>(conn)
-            .optional()?
-            .is_some();
-        if !exists {
+        if !lock_delivery(conn, claim.delivery_id)? {
             return Ok(Recorded::Gone);
         }
         let code = outcome.status_code.map(i32::from);
@@ -375,9 +389,18 @@ async fn answer_start(response: &mut reqwest::Response) -> String {
     String::from_utf8_lossy(&kept).trim().to_owned()
 }
 
-/// Makes one attempt of `claim`: a signed `POST` of its payload.
-pub async fn send(client: &reqwest::Client, claim: &Claim) -> Outcome {
+/// Makes one attempt of `claim`: a signed `POST` of its payload, unless its address is not one a
+/// webhook may reach (see [`super::egress`]): then the attempt fails without a request.
+pub async fn send(client: &WebhookClient, claim: &Claim) -> Outcome {
     let attempted_at = now();
+    if let Err(refused) = egress::check_literal(&claim.url, client.allow_private) {
+        return Outcome {
+            attempted_at,
+            status_code: None,
+            latency_ms: 0,
+            error: Some(refused),
+        };
+    }
     let timestamp = chrono::Utc::now().timestamp();
     let started = Instant::now();
     let elapsed_ms = || i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
@@ -393,6 +416,7 @@ pub async fn send(client: &reqwest::Client, claim: &Claim) -> Outcome {
         }
     };
     let sent = client
+        .http
         .post(&claim.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(signature::EVENT_ID_HEADER, &claim.event_id)
@@ -460,6 +484,13 @@ async fn deliver(state: web::Data<AppState>, claim: Claim) {
                 claim.delivery_id,
                 claim.event_type,
                 claim.event_id,
+                claim.endpoint_id,
+                claim.attempt
+            ),
+            Ok(Recorded::Gone) => log::debug!(
+                "webhook delivery {} to endpoint {}: the endpoint was deleted while attempt {} \
+                 was in flight; its outcome is dropped",
+                claim.delivery_id,
                 claim.endpoint_id,
                 claim.attempt
             ),

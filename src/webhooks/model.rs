@@ -79,7 +79,8 @@ impl From<EndpointRow> for EndpointView {
     fn from(row: EndpointRow) -> Self {
         EndpointView {
             id: row.id,
-            url: row.url,
+            // Stored URLs that predate the rule against credentials never show them.
+            url: crate::webhooks::egress::without_credentials(&row.url),
             description: row.description,
             event_types: row
                 .event_types

@@ -10,7 +10,7 @@ use crate::error::{ApiError, Problem};
 use crate::http::extract::{etag, if_match_version};
 use crate::http::{ApiJson, ApiQuery, Page};
 use crate::webhooks::model::*;
-use crate::webhooks::service;
+use crate::webhooks::{egress, service};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::OpenApi;
@@ -41,6 +41,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::post().to(replay_delivery)),
             ),
     );
+}
+
+/// Refuses (422 on `url`) a URL that leads to an internal address, before anything is written.
+/// A URL with bad syntax is left to the service, which reports it with the other fields.
+async fn check_destination(url: &str, state: &AppState) -> Result<(), ApiError> {
+    if service::check_url(url).is_err() {
+        return Ok(());
+    }
+    egress::check_destination(url, state.settings.webhook_allow_private)
+        .await
+        .map(drop)
+        .map_err(|e| ApiError::Validation(vec![e]))
 }
 
 fn endpoint_location(id: i64) -> String {
@@ -86,7 +98,10 @@ pub async fn list_endpoints(
 /// of `{id, type, created_at, data}` with `Bookstore-Event-Id`, `Bookstore-Event-Type`,
 /// `Bookstore-Timestamp` and `Bookstore-Signature: v1=<hex HMAC-SHA256(secret,
 /// "<timestamp>.<body>")>`; verify it over the raw body and refuse old timestamps. Delivery is
-/// at least once: deduplicate by event id. Only `http` and `https` URLs are accepted.
+/// at least once: deduplicate by event id. Only `http` and `https` URLs without a user name or
+/// password are accepted, and only to public addresses: a literal or resolved loopback, private,
+/// link-local, CGNAT or otherwise internal address is refused (422 on `url`), and the name is
+/// checked again at each delivery.
 #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", request_body = NewEndpoint,
     security(("bearer" = [])),
     responses(
@@ -95,12 +110,13 @@ pub async fn list_endpoints(
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid URL (`url`), unknown or repeated event type (`event_types[i]`)", body = Problem, content_type = "application/problem+json")))]
+        (status = 422, description = "Invalid URL, or one that leads to an internal address or does not resolve (`url`); unknown or repeated event type (`event_types[i]`)", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_endpoint(
     state: web::Data<AppState>,
     _admin: AdminUser,
     body: ApiJson<NewEndpoint>,
 ) -> Result<HttpResponse, ApiError> {
+    check_destination(&body.0.url, &state).await?;
     let created = db::run(&state.pool, move |conn| {
         service::create_endpoint(conn, &body.0)
     })
@@ -157,6 +173,9 @@ pub async fn update_endpoint(
     body: ApiJson<EndpointPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let version = if_match_version(&req)?;
+    if let Some(url) = &body.0.url {
+        check_destination(url, &state).await?;
+    }
     let id = id.into_inner();
     let max_age = state.settings.webhook_max_age;
     let endpoint = db::run(&state.pool, move |conn| {

@@ -34,8 +34,10 @@ pub fn new_secret() -> String {
     format!("whsec_{}", hex::encode(bytes))
 }
 
-/// Checks an endpoint URL: absolute, `http` or `https`, with a host, at most [`MAX_URL_LEN`]
-/// characters. Returns its normalised form (what is stored and called).
+/// Checks an endpoint URL's syntax: absolute, `http` or `https`, with a host, no user name or
+/// password (they would be stored and shown in clear; receivers authenticate deliveries by their
+/// signature), at most [`MAX_URL_LEN`] characters. Returns its normalised form (what is stored
+/// and called). Where it leads is [`super::egress::check_destination`]'s job.
 pub fn check_url(raw: &str) -> Result<String, FieldError> {
     let invalid = |message: String| FieldError::new("url", message);
     let parsed = reqwest::Url::parse(raw.trim())
@@ -48,6 +50,12 @@ pub fn check_url(raw: &str) -> Result<String, FieldError> {
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(invalid("must name a host".into()));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(invalid(
+            "must not contain a user name or password; receivers verify the signature instead"
+                .into(),
+        ));
     }
     let url = String::from(parsed);
     if url.len() > MAX_URL_LEN {

@@ -119,6 +119,8 @@ impl TestApp {
         settings.sweep_interval = std::time::Duration::ZERO;
         // The webhook worker runs only in the tests that enable it.
         settings.webhook_poll_interval = std::time::Duration::ZERO;
+        // Tests deliver to a receiver on 127.0.0.1; the tests of the address rule turn it off.
+        settings.webhook_allow_private = true;
         tune(&mut settings);
         let state = AppState::init_with_provider(settings, provider).expect("app state");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -471,6 +473,11 @@ struct ReceiverState {
     requests: std::sync::Mutex<Vec<Received>>,
     /// Requests still to be answered 500 before answering 200 again.
     failures_left: std::sync::atomic::AtomicUsize,
+    /// While set, requests wait (unanswered) until [`Receiver::release`].
+    holding: std::sync::atomic::AtomicBool,
+    /// Requests that arrived while holding.
+    held: std::sync::atomic::AtomicUsize,
+    released: tokio::sync::Notify,
 }
 
 /// A small HTTP server on 127.0.0.1 (its own thread, like [`TestApp`]) that records every request
@@ -498,6 +505,16 @@ impl Receiver {
                     App::new().app_data(shared.clone()).default_service(web::to(
                         |req: HttpRequest, body: web::Bytes, st: web::Data<ReceiverState>| async move {
                             use std::sync::atomic::Ordering;
+                            if st.holding.load(Ordering::SeqCst) {
+                                st.held.fetch_add(1, Ordering::SeqCst);
+                                loop {
+                                    let released = st.released.notified();
+                                    if !st.holding.load(Ordering::SeqCst) {
+                                        break;
+                                    }
+                                    released.await;
+                                }
+                            }
                             let fail = st
                                 .failures_left
                                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -552,6 +569,27 @@ impl Receiver {
             .store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Holds the requests that arrive from now on, unanswered, until [`Receiver::release`].
+    pub fn hold(&self) {
+        self.state
+            .holding
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Lets the held requests (and any later ones) be answered.
+    pub fn release(&self) {
+        self.state
+            .holding
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.state.released.notify_waiters();
+    }
+
+    /// How many requests arrived while holding (recorded in [`Receiver::requests`] only once
+    /// answered).
+    pub fn held(&self) -> usize {
+        self.state.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<Received> {
         self.state.requests.lock().unwrap().clone()
@@ -580,6 +618,7 @@ impl Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
+        self.release();
         if let Some(server) = self.server.take() {
             drop(server.stop(false));
         }
