@@ -420,3 +420,50 @@ async fn a_keyed_order_that_failed_midway_leaves_no_claim_and_the_retry_places_i
     assert_eq!(s.app.count("orders"), 1);
     assert_eq!(level(&s.app, s.book), (10, 2));
 }
+
+#[tokio::test]
+async fn a_claim_left_by_an_older_version_is_released_after_two_minutes() {
+    let s = shop().await;
+    let body = json!({"lines": [{"book_id": s.book, "quantity": 1}]});
+    let input: bookstore::orders::model::NewOrder = serde_json::from_value(body.clone()).unwrap();
+    let hash = bookstore::orders::idempotency::request_hash(&input).unwrap();
+    let user_id = s.app.state.tokens.verify(&s.customer).unwrap().sub;
+    let insert_claim = |minutes_ago: i64| {
+        let mut conn = s.app.conn();
+        diesel::insert_into(idempotency_keys::table)
+            .values((
+                idempotency_keys::scope.eq(format!("user:{user_id}")),
+                idempotency_keys::key.eq("legacy-1"),
+                idempotency_keys::request_hash.eq(&hash),
+                idempotency_keys::created_at
+                    .eq(chrono::Utc::now().naive_utc() - chrono::Duration::minutes(minutes_ago)),
+            ))
+            .execute(&mut *conn as &mut DbConn)
+            .unwrap();
+    };
+    let send = || {
+        let req = s
+            .app
+            .client
+            .post(s.app.url("/api/v1/orders"))
+            .bearer_auth(&s.customer)
+            .header("Idempotency-Key", "legacy-1")
+            .json(&body);
+        TestApp::read(req)
+    };
+    // A fresh unfinished claim may belong to a request still running: the retry waits.
+    insert_claim(0);
+    send().await.problem(409);
+    {
+        let mut conn = s.app.conn();
+        diesel::delete(idempotency_keys::table)
+            .execute(&mut *conn as &mut DbConn)
+            .unwrap();
+    }
+    // One older than any request is a dead claim: the retry runs, once.
+    insert_claim(10);
+    send().await.expect(201);
+    send().await.expect(201);
+    assert_eq!(s.app.count("orders"), 1);
+    assert_eq!(open_keys(&s.app), 0);
+}

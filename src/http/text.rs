@@ -26,6 +26,9 @@ pub enum TextKind {
     SingleLine,
     /// Tab, line feed and carriage return allowed; other controls refused.
     MultiLine,
+    /// A password: hashed, never stored or shown, so only NUL is refused (a password someone
+    /// chose with a tab in it must keep working).
+    Secret,
 }
 
 impl TextKind {
@@ -35,6 +38,8 @@ impl TextKind {
         let name = last.split('[').next().unwrap_or(last);
         if MULTI_LINE_FIELDS.contains(&name) {
             TextKind::MultiLine
+        } else if name.ends_with("password") {
+            TextKind::Secret
         } else {
             TextKind::SingleLine
         }
@@ -43,9 +48,11 @@ impl TextKind {
 
 /// Why `text` is refused as a value of this kind, or `None` when it is acceptable.
 pub fn refusal(text: &str, kind: TextKind) -> Option<String> {
-    let bad = text.chars().find(|&c| match c {
-        '\t' | '\n' | '\r' => kind == TextKind::SingleLine,
-        c => c.is_ascii_control() && c != '\u{7f}',
+    let bad = text.chars().find(|&c| match (c, kind) {
+        ('\0', _) => true,
+        (_, TextKind::Secret) => false,
+        ('\t' | '\n' | '\r', _) => kind == TextKind::SingleLine,
+        (c, _) => c.is_ascii_control() && c != '\u{7f}',
     })?;
     Some(match (bad, kind) {
         ('\0', _) => "must not contain the NUL character (U+0000)".to_owned(),
@@ -54,7 +61,7 @@ pub fn refusal(text: &str, kind: TextKind) -> Option<String> {
              allowed only in free-text fields such as descriptions and notes",
             u32::from(c)
         ),
-        (c, TextKind::MultiLine) => format!(
+        (c, TextKind::MultiLine | TextKind::Secret) => format!(
             "must not contain control characters other than tab, line feed and carriage return \
              (found U+{:04X})",
             u32::from(c)
@@ -176,6 +183,9 @@ mod tests {
         );
         assert_eq!(TextKind::of_field("event_types[3]"), TextKind::SingleLine);
         assert_eq!(TextKind::of_field("reason[1]"), TextKind::MultiLine);
+        assert_eq!(TextKind::of_field("new_password"), TextKind::Secret);
+        assert!(refusal("tab\tin a password", TextKind::Secret).is_none());
+        assert!(refusal("nul\0in a password", TextKind::Secret).is_some());
     }
 
     #[test]

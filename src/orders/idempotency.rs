@@ -164,6 +164,9 @@ pub fn run_once<T: serde::Serialize>(
 ) -> Result<Outcome<T>, ApiError> {
     match find(conn, k)? {
         Found::Done { status, body } => return Ok(Outcome::Replayed { status, body }),
+        // Only a card payment leaves a row unfinished, under its lease; on other work such a row
+        // can only be a claim an older version left behind when it crashed.
+        Found::Open { id } if release_stale(conn, id)? => {}
         Found::Open { .. } => return Err(in_progress(None)),
         Found::New => {}
     }
@@ -285,6 +288,22 @@ pub fn release(conn: &mut DbConn, id: i64) -> Result<(), ApiError> {
     )
     .execute(conn)?;
     Ok(())
+}
+
+/// How old an unfinished row must be before [`run_once`] takes it for a dead claim: longer than
+/// any request, and than the longest card payment lease.
+const STALE_CLAIM: chrono::Duration = chrono::Duration::seconds(120);
+
+/// Forgets unfinished key row `id` if it is older than [`STALE_CLAIM`]; whether it did.
+fn release_stale(conn: &mut DbConn, id: i64) -> Result<bool, ApiError> {
+    let deleted = diesel::delete(
+        idempotency_keys::table
+            .find(id)
+            .filter(idempotency_keys::status_code.is_null())
+            .filter(idempotency_keys::created_at.lt(now() - STALE_CLAIM)),
+    )
+    .execute(conn)?;
+    Ok(deleted == 1)
 }
 
 /// Deletes keys past their retention (a maintenance step); returns how many.
