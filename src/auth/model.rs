@@ -297,10 +297,12 @@ pub struct CreateUserRequest {
     pub phone: Option<String>,
 }
 
-/// A change to an account; send `role`, `active`, or both.
+/// A change to an account; send `role`, `active`, or both (`{}` is 422: the document says
+/// `minProperties: 1`, set by `http::contract` because utoipa-gen 5.5 writes `min_properties`
+/// as `maxProperties`).
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"role": "admin", "active": true}), min_properties = 1)]
+#[schema(example = json!({"role": "admin", "active": true}))]
 pub struct UpdateUserRequest {
     /// Between `staff` and `admin`; a customer account stays a customer account.
     pub role: Option<Role>,

@@ -19,6 +19,10 @@ use utoipa::openapi::{Components, ContentBuilder, OpenApi, Ref, RefOr};
 
 const PROBLEM_JSON: &str = "application/problem+json";
 
+/// Bodies the server refuses as `{}` (422), which therefore carry `minProperties: 1`. (Set here:
+/// utoipa-gen 5.5 turns `#[schema(min_properties = 1)]` into `maxProperties`.)
+const REFUSE_EMPTY: &[&str] = &["UpdateUserRequest"];
+
 /// Applies every rule of this module to `doc`.
 pub fn apply(doc: &mut OpenApi) {
     let components = doc.components.take().unwrap_or_default();
@@ -59,6 +63,9 @@ pub fn apply(doc: &mut OpenApi) {
     }
     let mut components = components;
     refer_page_items(&mut components);
+    for name in REFUSE_EMPTY {
+        require_a_property(&mut components, name);
+    }
     doc.components = Some(components);
 }
 
@@ -198,6 +205,12 @@ fn link_created(op: &mut Operation, targets: &[String]) {
                     .build(),
             )
         });
+    }
+}
+
+fn require_a_property(components: &mut Components, name: &str) {
+    if let Some(RefOr::T(Schema::Object(schema))) = components.schemas.get_mut(name) {
+        schema.min_properties = Some(1);
     }
 }
 
