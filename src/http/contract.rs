@@ -252,9 +252,8 @@ pub fn fix_link_keys(pretty: &str) -> String {
                     ("\"operation_ref\":", "\"operationRef\":"),
                     ("\"request_body\":", "\"requestBody\":"),
                 ] {
-                    if trimmed.starts_with(from) {
-                        line =
-                            format!("{}{}{}", &line[..indent], to, &trimmed[from.len()..]).into();
+                    if let Some(rest) = trimmed.strip_prefix(from) {
+                        line = format!("{}{to}{rest}", &line[..indent]).into();
                     }
                 }
             }
