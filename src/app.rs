@@ -143,12 +143,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(crate::inventory::stocktakes::routes::StocktakesApi::openapi());
     doc.merge(crate::inventory::purchasing::routes::PurchasingApi::openapi());
     doc.merge(crate::webhooks::routes::WebhooksApi::openapi());
+    crate::http::contract::apply(&mut doc);
     doc
 }
 
-/// The document as pretty JSON with a trailing newline (the committed form).
+/// The document as pretty JSON with a trailing newline (the committed and served form).
 pub fn openapi_json() -> String {
-    let mut json = openapi().to_pretty_json().unwrap_or_default();
+    let json = openapi().to_pretty_json().unwrap_or_default();
+    let mut json = crate::http::contract::fix_link_keys(&json);
     json.push('\n');
     json
 }
@@ -212,7 +214,10 @@ pub fn build(
             "%{r}a \"%r\" %s %b %Dms request_id=%{x-request-id}o",
         ))
         .configure(ops::configure)
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", openapi()))
+        .service(SwaggerUi::new("/docs/{_:.*}").external_url_unchecked(
+            "/api/v1/openapi.json",
+            serde_json::from_str(&openapi_json()).unwrap_or_default(),
+        ))
         .service(
             web::scope("/api/v1")
                 .configure(auth::routes::configure)

@@ -249,9 +249,11 @@ pub struct RegisterRequest {
 #[schema(example = json!({"email": "ada@example.com", "password": "plum-orchard-41-lantern"}))]
 pub struct LoginRequest {
     #[validate(length(min = 1, max = 254, message = "length must be between 1 and 254"))]
+    #[schema(min_length = 1, max_length = 254)]
     pub email: String,
     /// Bounded so that a huge body cannot make the server hash megabytes.
     #[validate(length(min = 1, max = 1024, message = "length must be between 1 and 1024"))]
+    #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
 }
 
@@ -261,6 +263,7 @@ pub struct LoginRequest {
 #[schema(example = json!({"refresh_token": "3f1c0e6a9b7d4e21a8c5f0b2d6e4a9c13f1c0e6a9b7d4e21a8c5f0b2d6e4a9c1"}))]
 pub struct RefreshRequest {
     #[validate(length(min = 1, max = 512, message = "length must be between 1 and 512"))]
+    #[schema(min_length = 1, max_length = 512)]
     pub refresh_token: String,
 }
 
@@ -294,7 +297,9 @@ pub struct CreateUserRequest {
     pub phone: Option<String>,
 }
 
-/// A change to an account; send `role`, `active`, or both.
+/// A change to an account; send `role`, `active`, or both (`{}` is 422: the document says
+/// `minProperties: 1`, set by `http::contract` because utoipa-gen 5.5 writes `min_properties`
+/// as `maxProperties`).
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"role": "admin", "active": true}))]

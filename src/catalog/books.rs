@@ -10,6 +10,7 @@ use crate::db::schema::{
 };
 use crate::db::{now, write_transaction, DbConn};
 use crate::error::{ApiError, FieldError};
+use crate::http::query::OneOf;
 use crate::http::{Page, PageParams};
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Text};
@@ -155,27 +156,13 @@ pub fn filter_of(query: &BookQuery) -> Result<(BookFilter, Sort, i64, i64), ApiE
     }
     .resolve()?;
     let text = query.q.as_deref().and_then(TextQuery::parse);
-    let sort = Sort::parse(query.sort.as_deref(), text.is_some())?;
-    let status = match query.status.as_deref().unwrap_or("active") {
-        "active" => Some("active"),
-        "archived" => Some("archived"),
-        "any" => None,
-        _ => {
-            return Err(ApiError::invalid(
-                "status",
-                "must be active, archived or any",
-            ))
-        }
+    let sort = Sort::parse(query.sort.map(OneOf::as_str), text.is_some())?;
+    let status = match query.status.unwrap_or(BookStatusFilter::Active) {
+        BookStatusFilter::Active => Some("active"),
+        BookStatusFilter::Archived => Some("archived"),
+        BookStatusFilter::Any => None,
     };
-    let language = match query.language.as_deref().map(str::to_ascii_lowercase) {
-        Some(code) if !is_iso639_1(&code) => {
-            return Err(ApiError::invalid(
-                "language",
-                "must be an ISO 639-1 code such as en",
-            ))
-        }
-        other => other,
-    };
+    let language = query.language.as_ref().map(|l| l.as_str().to_owned());
     for (field, value) in [
         ("min_price_cents", query.min_price_cents),
         ("max_price_cents", query.max_price_cents),

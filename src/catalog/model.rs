@@ -550,6 +550,70 @@ pub fn is_iso639_1(code: &str) -> bool {
     code.len() == 2 && ISO_639_1.split_whitespace().any(|c| c == code)
 }
 
+crate::query_enum! {
+    /// The `status` filter of `GET /books`.
+    pub enum BookStatusFilter {
+        /// For sale (the default).
+        Active = "active",
+        Archived = "archived",
+        Any = "any",
+    }
+    expected = "must be active, archived or any"
+}
+
+crate::query_enum! {
+    /// Orders of `GET /books`; a leading `-` sorts descending. `relevance` needs `q`.
+    pub enum BookSort {
+        Relevance = "relevance",
+        RelevanceDesc = "-relevance",
+        Title = "title",
+        TitleDesc = "-title",
+        Price = "price",
+        PriceDesc = "-price",
+        PublicationDate = "publication_date",
+        PublicationDateDesc = "-publication_date",
+        Created = "created",
+        CreatedDesc = "-created",
+    }
+    expected = "must be one of relevance, title, price, publication_date, created (prefix - for descending)"
+}
+
+/// An ISO 639-1 language code, taken in either case and kept in lower case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LanguageCode(String);
+
+impl LanguageCode {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for LanguageCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = std::borrow::Cow::<str>::deserialize(d)?;
+        let code = raw.trim().to_ascii_lowercase();
+        if is_iso639_1(&code) {
+            Ok(LanguageCode(code))
+        } else {
+            Err(serde::de::Error::custom(
+                "must be an ISO 639-1 code such as en",
+            ))
+        }
+    }
+}
+
+impl utoipa::PartialSchema for LanguageCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("An ISO 639-1 language code"))
+            .enum_values(Some(ISO_639_1.split_whitespace()))
+            .into()
+    }
+}
+
+impl ToSchema for LanguageCode {}
+
 /// Query of `GET /books`.
 #[derive(Debug, Clone, Default, Deserialize, Validate, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -560,18 +624,25 @@ pub struct BookQuery {
     pub author_id: Option<i64>,
     /// Includes the books of sub-categories.
     pub category_id: Option<i64>,
-    /// ISO 639-1 code.
-    pub language: Option<String>,
+    /// ISO 639-1 code (either case).
+    #[param(inline)]
+    pub language: Option<LanguageCode>,
     pub format: Option<BookFormat>,
+    #[param(minimum = 0)]
     pub min_price_cents: Option<i64>,
+    #[param(minimum = 0)]
     pub max_price_cents: Option<i64>,
     /// `true`: only books with copies available to sell.
     pub in_stock: Option<bool>,
     /// `active` (default), `archived` or `any`.
-    pub status: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::query::one_of")]
+    #[param(inline)]
+    pub status: Option<BookStatusFilter>,
     /// `relevance` (default with `q`), `title` (default otherwise), `price`, `publication_date`,
     /// `created`; prefix with `-` for descending.
-    pub sort: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::query::one_of")]
+    #[param(inline)]
+    pub sort: Option<BookSort>,
     #[param(minimum = 1, default = 1)]
     pub page: Option<i64>,
     #[param(minimum = 1, maximum = 100, default = 20)]
@@ -608,8 +679,10 @@ pub struct AuthorView {
 #[serde(deny_unknown_fields)]
 pub struct NewAuthor {
     #[validate(length(min = 1, max = 300))]
+    #[schema(min_length = 1, max_length = 300)]
     pub name: String,
     #[validate(length(max = 20000))]
+    #[schema(max_length = 20000)]
     pub bio: Option<String>,
 }
 
@@ -619,6 +692,7 @@ pub struct NewAuthor {
 #[serde(deny_unknown_fields)]
 pub struct AuthorPatch {
     #[validate(length(min = 1, max = 300))]
+    #[schema(min_length = 1, max_length = 300)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
@@ -672,8 +746,10 @@ pub struct CategoryView {
 #[serde(deny_unknown_fields)]
 pub struct NewCategory {
     #[validate(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     #[validate(length(max = 5000))]
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
     pub parent_id: Option<i64>,
 }
@@ -684,6 +760,7 @@ pub struct NewCategory {
 #[serde(deny_unknown_fields)]
 pub struct CategoryPatch {
     #[validate(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]

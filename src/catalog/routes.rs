@@ -212,7 +212,8 @@ pub async fn update_book(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 200, description = "The book has history and was archived instead", body = BookView),
+        (status = 200, description = "The book has history and was archived instead", body = BookView,
+         headers(("ETag" = String, description = "The version, quoted"))),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not staff", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such book", body = Problem, content_type = "application/problem+json")))]

@@ -29,22 +29,12 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ApiJson<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<mime::Mime>().ok())
-            .is_some_and(|m| {
-                m.type_() == mime::APPLICATION
-                    && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
-            });
+        let is_json = sent_as_json(req);
         let limit = req.app_data::<JsonLimit>().map_or(256 * 1024, |l| l.0);
         let body = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             if !is_json {
-                return Err(ApiError::UnsupportedMediaType(
-                    "the body must be JSON, sent with Content-Type: application/json".into(),
-                ));
+                return Err(not_json());
             }
             let bytes = body.await.map_err(|e| payload_error(e, limit))?;
             if bytes.len() > limit {
@@ -55,6 +45,71 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ApiJson<T> {
             Ok(ApiJson(value))
         })
     }
+}
+
+/// Whether the request says its body is JSON (`application/json` or `application/*+json`).
+fn sent_as_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| {
+            m.type_() == mime::APPLICATION
+                && (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+        })
+}
+
+fn not_json() -> ApiError {
+    ApiError::UnsupportedMediaType(
+        "the body must be JSON, sent with Content-Type: application/json".into(),
+    )
+}
+
+/// The optional JSON body of an action endpoint (cancel, complete, receive, reject): no body
+/// (empty or only whitespace, whatever its Content-Type) and a JSON `null` both mean "no
+/// options", `T::default()`, as the OpenAPI document's nullable request body says. Any other
+/// body is read as [`ApiJson`] reads one: sent as JSON (415), well-formed (400), valid (422).
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T> OptionalJson<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned + Validate + Default + 'static> FromRequest for OptionalJson<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = sent_as_json(req);
+        let limit = req.app_data::<JsonLimit>().map_or(256 * 1024, |l| l.0);
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let bytes = body.await.map_err(|e| payload_error(e, limit))?;
+            if bytes.len() > limit {
+                return Err(too_large(limit));
+            }
+            parse_optional_json(&bytes, is_json).map(OptionalJson)
+        })
+    }
+}
+
+/// See [`OptionalJson`].
+pub fn parse_optional_json<T: DeserializeOwned + Validate + Default>(
+    bytes: &[u8],
+    is_json: bool,
+) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    if !is_json {
+        return Err(not_json());
+    }
+    let value = parse_json::<Option<T>>(bytes)?.unwrap_or_default();
+    value.validate()?;
+    Ok(value)
 }
 
 fn too_large(limit: usize) -> ApiError {
@@ -212,6 +267,44 @@ mod tests {
                 String::from_utf8_lossy(broken)
             );
         }
+    }
+
+    #[derive(Debug, Default, Deserialize, Validate, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Options {
+        #[serde(default)]
+        flag: bool,
+    }
+
+    #[test]
+    fn optional_bodies_take_nothing_and_null_as_the_default() {
+        for (body, is_json) in [
+            (&b""[..], false),
+            (b"  \n", true),
+            (b"null", true),
+            (b" null ", true),
+        ] {
+            assert_eq!(
+                parse_optional_json::<Options>(body, is_json).ok(),
+                Some(Options::default())
+            );
+        }
+        assert_eq!(
+            parse_optional_json::<Options>(br#"{"flag": true}"#, true).ok(),
+            Some(Options { flag: true })
+        );
+        assert!(matches!(
+            parse_optional_json::<Options>(br#"{"flag": true}"#, false),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
+        assert!(matches!(
+            parse_optional_json::<Options>(b"{", true),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_optional_json::<Options>(br#"{"other": 1}"#, true),
+            Err(ApiError::Validation(_))
+        ));
     }
 
     #[test]

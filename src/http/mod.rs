@@ -3,10 +3,12 @@
 //! replays, and the one rule for control characters in text input.
 
 pub mod client_addr;
+pub mod contract;
 pub mod extract;
 pub mod idempotent;
 pub mod middleware;
 pub mod pagination;
+pub mod query;
 pub mod text;
 
 pub use extract::{ApiJson, ApiQuery};

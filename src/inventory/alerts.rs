@@ -118,12 +118,25 @@ impl AlertView {
     }
 }
 
+crate::query_enum! {
+    /// The `status` filter of `GET /inventory/alerts`.
+    pub enum AlertFilter {
+        Open = "open",
+        Acknowledged = "acknowledged",
+        Resolved = "resolved",
+        /// Open or acknowledged.
+        Unresolved = "unresolved",
+    }
+}
+
 /// Query of `GET /inventory/alerts`. Newest first.
 #[derive(Debug, Clone, Default, Deserialize, Validate, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AlertQuery {
     /// `open`, `acknowledged`, `resolved`, or `unresolved` (open or acknowledged).
-    pub status: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::query::one_of")]
+    #[param(inline)]
+    pub status: Option<AlertFilter>,
     pub book_id: Option<i64>,
     #[param(minimum = 1, default = 1)]
     pub page: Option<i64>,
@@ -215,21 +228,17 @@ pub fn list_alerts(conn: &mut DbConn, query: &AlertQuery) -> Result<Page<AlertVi
         per_page: query.per_page,
     }
     .resolve()?;
-    let statuses: Option<Vec<&'static str>> = match query.status.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some("unresolved") => Some(vec![
-            AlertStatus::Open.as_str(),
-            AlertStatus::Acknowledged.as_str(),
-        ]),
-        Some(raw) => Some(vec![AlertStatus::parse(raw)
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "status",
-                    "must be one of open, acknowledged, resolved, unresolved",
-                )
-            })?
-            .as_str()]),
-    };
+    let statuses: Option<Vec<&'static str>> = query.status.map(|filter| {
+        match filter {
+            AlertFilter::Open => vec![AlertStatus::Open],
+            AlertFilter::Acknowledged => vec![AlertStatus::Acknowledged],
+            AlertFilter::Resolved => vec![AlertStatus::Resolved],
+            AlertFilter::Unresolved => vec![AlertStatus::Open, AlertStatus::Acknowledged],
+        }
+        .into_iter()
+        .map(AlertStatus::as_str)
+        .collect()
+    });
     let book_id = query.book_id;
     let filtered = || {
         let mut q = stock_alerts::table.inner_join(books::table).into_boxed();

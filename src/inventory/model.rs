@@ -25,7 +25,13 @@ pub enum MovementKind {
 }
 
 impl MovementKind {
-    pub const ALL: [&'static str; 5] = ["receipt", "sale", "return", "adjustment", "stocktake"];
+    pub const ALL: [MovementKind; 5] = [
+        MovementKind::Receipt,
+        MovementKind::Sale,
+        MovementKind::Return,
+        MovementKind::Adjustment,
+        MovementKind::Stocktake,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -38,14 +44,16 @@ impl MovementKind {
     }
 
     pub fn parse(s: &str) -> Option<MovementKind> {
-        match s {
-            "receipt" => Some(MovementKind::Receipt),
-            "sale" => Some(MovementKind::Sale),
-            "return" => Some(MovementKind::Return),
-            "adjustment" => Some(MovementKind::Adjustment),
-            "stocktake" => Some(MovementKind::Stocktake),
-            _ => None,
-        }
+        MovementKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl crate::http::query::OneOf for MovementKind {
+    fn all() -> &'static [Self] {
+        &MovementKind::ALL
+    }
+    fn as_str(self) -> &'static str {
+        MovementKind::as_str(self)
     }
 }
 
@@ -231,11 +239,14 @@ pub struct ReceiptLineInput {
 #[serde(deny_unknown_fields)]
 pub struct NewReceipt {
     #[validate(length(max = 300))]
+    #[schema(max_length = 300)]
     pub supplier: Option<String>,
     #[validate(length(max = 2000))]
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
     /// 1 to 500 lines, each book at most once.
     #[validate(length(min = 1, max = 500), nested)]
+    #[schema(min_items = 1, max_items = 500)]
     pub lines: Vec<ReceiptLineInput>,
 }
 
@@ -292,6 +303,7 @@ pub struct NewAdjustment {
     pub quantity: i64,
     pub reason: AdjustmentReason,
     #[validate(length(max = 2000))]
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
 }
 
@@ -336,12 +348,16 @@ pub struct LevelQuery {
 pub struct MovementQuery {
     pub book_id: Option<i64>,
     /// `receipt`, `sale`, `return`, `adjustment` or `stocktake`.
-    pub kind: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::query::one_of")]
+    #[param(inline)]
+    pub kind: Option<MovementKind>,
     /// Earliest time, inclusive: RFC 3339 (`2026-11-25T10:00:00Z`) or a date (`2026-11-25`,
     /// from its start, UTC).
-    pub from: Option<String>,
+    #[param(inline)]
+    pub from: Option<crate::http::query::TimeBound>,
     /// Latest time, inclusive: RFC 3339 or a date (to its end, UTC).
-    pub to: Option<String>,
+    #[param(inline)]
+    pub to: Option<crate::http::query::TimeBound>,
     #[param(minimum = 1, default = 1)]
     pub page: Option<i64>,
     #[param(minimum = 1, maximum = 100, default = 20)]

@@ -13,7 +13,6 @@ use crate::inventory::alerts;
 use crate::inventory::model::*;
 use crate::inventory::stock::{self, Movement};
 use crate::orders::idempotency::StoreResult;
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
 use std::collections::{HashMap, HashSet};
@@ -382,34 +381,6 @@ pub fn list_levels(
     })
 }
 
-/// A bound of a time range: RFC 3339, or a date meaning its start (`from`) or end (`to`), UTC.
-/// Returns the instant and whether the bound is inclusive.
-pub(crate) fn time_bound(
-    field: &str,
-    raw: &str,
-    end_of_day: bool,
-) -> Result<(NaiveDateTime, bool), ApiError> {
-    let raw = raw.trim();
-    if let Ok(at) = DateTime::parse_from_rfc3339(raw) {
-        return Ok((at.naive_utc(), true));
-    }
-    let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
-        ApiError::invalid(
-            field,
-            "must be an RFC 3339 time (2026-11-25T10:00:00Z) or a date (2026-11-25)",
-        )
-    })?;
-    if end_of_day {
-        // Up to, not including, the next midnight.
-        let next = date
-            .succ_opt()
-            .ok_or_else(|| ApiError::invalid(field, "is out of range"))?;
-        Ok((next.and_time(chrono::NaiveTime::MIN), false))
-    } else {
-        Ok((date.and_time(chrono::NaiveTime::MIN), true))
-    }
-}
-
 /// Lists the ledger, newest first.
 pub fn list_movements(
     conn: &mut DbConn,
@@ -420,26 +391,15 @@ pub fn list_movements(
         per_page: query.per_page,
     }
     .resolve()?;
-    let kind = match query
-        .kind
-        .as_deref()
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-    {
-        Some(k) => Some(MovementKind::parse(k).ok_or_else(|| {
-            ApiError::invalid(
-                "kind",
-                format!("must be one of {}", MovementKind::ALL.join(", ")),
-            )
-        })?),
-        None => None,
-    };
-    let nonempty = |s: &Option<String>| s.clone().filter(|v| !v.trim().is_empty());
-    let from = nonempty(&query.from)
-        .map(|raw| time_bound("from", &raw, false))
-        .transpose()?;
-    let to = nonempty(&query.to)
-        .map(|raw| time_bound("to", &raw, true))
+    let kind = query.kind;
+    let from = query.from.map(|bound| (bound.start(), true));
+    let to = query
+        .to
+        .map(|bound| {
+            bound
+                .end()
+                .ok_or_else(|| ApiError::invalid("to", "is out of range"))
+        })
         .transpose()?;
     if let (Some((from, _)), Some((to, to_inclusive))) = (from, to) {
         if from > to || (from == to && !to_inclusive) {

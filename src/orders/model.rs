@@ -2,6 +2,7 @@
 
 use crate::auth::model::utc;
 use crate::db::schema::{order_events, order_lines, orders};
+use crate::http::query::TimeBound;
 use crate::orders::state::OrderStatus;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -28,14 +29,19 @@ pub struct NewOrderLine {
 #[serde(deny_unknown_fields)]
 pub struct ShippingAddress {
     #[validate(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     #[validate(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
     pub line1: String,
     #[validate(length(max = 200))]
+    #[schema(max_length = 200)]
     pub line2: Option<String>,
     #[validate(length(min = 1, max = 100))]
+    #[schema(min_length = 1, max_length = 100)]
     pub city: String,
     #[validate(length(min = 1, max = 20))]
+    #[schema(min_length = 1, max_length = 20)]
     pub postal_code: String,
     /// ISO 3166-1 alpha-2 code, such as `GB`.
     #[validate(length(equal = 2))]
@@ -54,6 +60,7 @@ pub struct ShippingAddress {
 pub struct NewOrder {
     /// 1 to 100 lines, each book at most once.
     #[validate(length(min = 1, max = 100), nested)]
+    #[schema(min_items = 1, max_items = 100)]
     pub lines: Vec<NewOrderLine>,
     /// Staff only: the customer ordered for (none: a walk-in sale). A customer may only name
     /// themselves.
@@ -61,6 +68,7 @@ pub struct NewOrder {
     #[validate(nested)]
     pub shipping_address: Option<ShippingAddress>,
     #[validate(length(max = 2000))]
+    #[schema(max_length = 2000)]
     pub notes: Option<String>,
     /// Staff only, a counter sale: take the payment with the order, in the same transaction.
     /// Only `{"method": "cash"}`; other methods go through `POST /orders/{id}/payments`.
@@ -78,6 +86,7 @@ pub struct NewOrder {
 #[serde(deny_unknown_fields)]
 pub struct CancelOrder {
     #[validate(length(max = 2000))]
+    #[schema(max_length = 2000)]
     pub reason: Option<String>,
 }
 
@@ -241,19 +250,36 @@ impl OrderEventView {
     }
 }
 
+crate::query_enum! {
+    /// Orders of `GET /orders`; a leading `-` sorts descending.
+    pub enum OrderSort {
+        /// Newest first (the default).
+        CreatedDesc = "-created",
+        Created = "created",
+        Total = "total",
+        TotalDesc = "-total",
+    }
+}
+
 /// Query of `GET /orders`. Customers see only their own orders; the filters apply within them.
 #[derive(Debug, Clone, Default, Deserialize, Validate, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OrderQuery {
     /// One status, such as `pending_payment`.
-    pub status: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::query::one_of")]
+    #[param(inline)]
+    pub status: Option<OrderStatus>,
     pub customer_id: Option<i64>,
     /// Earliest creation time, inclusive: RFC 3339 or a date (from its start, UTC).
-    pub from: Option<String>,
+    #[param(inline)]
+    pub from: Option<TimeBound>,
     /// Latest creation time, inclusive: RFC 3339 or a date (to its end, UTC).
-    pub to: Option<String>,
+    #[param(inline)]
+    pub to: Option<TimeBound>,
     /// `-created` (default, newest first), `created`, `total` or `-total`.
-    pub sort: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::query::one_of")]
+    #[param(inline)]
+    pub sort: Option<OrderSort>,
     #[param(minimum = 1, default = 1)]
     pub page: Option<i64>,
     #[param(minimum = 1, maximum = 100, default = 20)]

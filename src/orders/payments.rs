@@ -105,12 +105,14 @@ impl PaymentStatus {
 #[schema(example = json!({"method": "card", "token": "tok_visa"}))]
 #[serde(deny_unknown_fields)]
 pub struct NewPayment {
-    /// `card`, `cash` (staff only) or `bank_transfer`, if enabled.
+    /// `card`, `cash` (staff only) or `bank_transfer`, if enabled (a disabled one is 422).
     #[validate(length(min = 1, max = 50))]
+    #[schema(value_type = PaymentMethod)]
     pub method: String,
     /// The card token from the provider; required for `card`, refused otherwise. The test
     /// provider knows `tok_visa`, `tok_declined` and `tok_insufficient_funds`.
     #[validate(length(min = 1, max = 255))]
+    #[schema(min_length = 1, max_length = 255)]
     pub token: Option<String>,
 }
 

@@ -52,12 +52,14 @@ pub struct NewReturnLine {
 pub struct NewReturn {
     /// 1 to 100 lines, each book at most once.
     #[validate(length(min = 1, max = 100), nested)]
+    #[schema(min_items = 1, max_items = 100)]
     pub lines: Vec<NewReturnLine>,
     /// Staff: whether the copies go back into stock (default true). Customers leave it out:
     /// staff decide when the copies arrive.
     pub restock: Option<bool>,
     /// Why the copies come back.
     #[validate(length(min = 1, max = 500))]
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
 }
 
@@ -66,9 +68,21 @@ pub struct NewReturn {
 #[schema(example = json!({"restock": true, "note": "both copies in good condition"}))]
 #[serde(deny_unknown_fields)]
 pub struct ReturnDecision {
-    /// Receive only: whether the copies go back into stock (default true).
+    /// Whether the copies go back into stock (default true).
     pub restock: Option<bool>,
     #[validate(length(max = 2000))]
+    #[schema(max_length = 2000)]
+    pub note: Option<String>,
+}
+
+/// Optional body of `POST /orders/{id}/returns/{return_id}/reject`. A rejected return moves no
+/// stock, so it takes no `restock` (an unknown field, 422).
+#[derive(Debug, Clone, Default, Deserialize, Validate, ToSchema)]
+#[schema(example = json!({"note": "the copies were damaged by the customer"}))]
+#[serde(deny_unknown_fields)]
+pub struct ReturnRejection {
+    #[validate(length(max = 2000))]
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
 }
 
@@ -547,14 +561,8 @@ pub fn reject_return(
     user: &AuthUser,
     order_id: i64,
     return_id: i64,
-    input: &ReturnDecision,
+    input: &ReturnRejection,
 ) -> Result<ReturnView, ApiError> {
-    if input.restock.is_some() {
-        return Err(ApiError::invalid(
-            "restock",
-            "only applies when receiving a return",
-        ));
-    }
     let note = input
         .note
         .as_deref()

@@ -4,7 +4,7 @@ use crate::app::AppState;
 use crate::auth::{AuthUser, StaffUser};
 use crate::db;
 use crate::error::{ApiError, Problem, Shortage};
-use crate::http::extract::parse_json;
+use crate::http::extract::OptionalJson;
 use crate::http::idempotent::{answer_created, create_once};
 use crate::http::{ApiJson, ApiQuery, Page};
 use crate::orders::idempotency::{self, Key, Outcome};
@@ -14,13 +14,13 @@ use crate::orders::payments::{
 };
 use crate::orders::refunds::{self, RefundStatus, RefundView};
 use crate::orders::returns::{
-    self, NewReturn, NewReturnLine, ReturnDecision, ReturnLineView, ReturnStatus, ReturnView,
+    self, NewReturn, NewReturnLine, ReturnDecision, ReturnLineView, ReturnRejection, ReturnStatus,
+    ReturnView,
 };
 use crate::orders::service;
 use crate::orders::state::{OrderAction, OrderStatus};
 use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::OpenApi;
-use validator::Validate;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -63,19 +63,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::post().to(reject_return)),
             ),
     );
-}
-
-/// The optional JSON body of an action endpoint: empty is the default.
-fn optional_body<T: Default + serde::de::DeserializeOwned + Validate>(
-    body: &web::Bytes,
-) -> Result<T, ApiError> {
-    let input: T = if body.iter().all(u8::is_ascii_whitespace) {
-        T::default()
-    } else {
-        parse_json(body)?
-    };
-    input.validate()?;
-    Ok(input)
 }
 
 fn location(id: i64) -> String {
@@ -208,9 +195,9 @@ pub async fn cancel_order(
     state: web::Data<AppState>,
     user: AuthUser,
     id: web::Path<i64>,
-    body: web::Bytes,
+    body: OptionalJson<CancelOrder>,
 ) -> Result<HttpResponse, ApiError> {
-    let input: CancelOrder = optional_body(&body)?;
+    let input = body.into_inner();
     let id = id.into_inner();
     let st = state.clone();
     let order = db::run(&state.pool, move |conn| {
@@ -512,9 +499,9 @@ pub async fn receive_return(
     state: web::Data<AppState>,
     staff: StaffUser,
     path: web::Path<(i64, i64)>,
-    body: web::Bytes,
+    body: OptionalJson<ReturnDecision>,
 ) -> Result<HttpResponse, ApiError> {
-    let input: ReturnDecision = optional_body(&body)?;
+    let input = body.into_inner();
     let (id, return_id) = path.into_inner();
     let user = staff.0;
     let st = state.clone();
@@ -535,7 +522,7 @@ pub async fn receive_return(
 /// Turn down a customer's requested return (staff): nothing moves, nothing is refunded. The body
 /// (`{"note": …}`) is optional.
 #[utoipa::path(post, path = "/api/v1/orders/{id}/returns/{return_id}/reject", tag = "orders",
-    request_body(content = Option<ReturnDecision>, description = "Optional note (no restock)"),
+    request_body(content = Option<ReturnRejection>, description = "Optional note"),
     params(("id" = i64, Path, description = "Order id"),
            ("return_id" = i64, Path, description = "The requested return")),
     security(("bearer" = [])),
@@ -550,9 +537,9 @@ pub async fn reject_return(
     state: web::Data<AppState>,
     staff: StaffUser,
     path: web::Path<(i64, i64)>,
-    body: web::Bytes,
+    body: OptionalJson<ReturnRejection>,
 ) -> Result<HttpResponse, ApiError> {
-    let input: ReturnDecision = optional_body(&body)?;
+    let input = body.into_inner();
     let (id, return_id) = path.into_inner();
     let user = staff.0;
     let ret = db::run(&state.pool, move |conn| {
@@ -571,7 +558,8 @@ pub async fn reject_return(
         NewOrder, NewOrderLine, ShippingAddress, CancelOrder, OrderView, OrderLineView,
         OrderEventView, OrderStatus, OrderAction, Shortage, Page<OrderView>, NewPayment,
         PaymentView, PaymentResult, PaymentMethod, PaymentStatus, RefundView, RefundStatus,
-        NewReturn, NewReturnLine, ReturnDecision, ReturnView, ReturnLineView, ReturnStatus
+        NewReturn, NewReturnLine, ReturnDecision, ReturnRejection, ReturnView, ReturnLineView,
+        ReturnStatus
     ))
 )]
 pub struct OrdersApi;

@@ -7,7 +7,6 @@ use crate::db::schema::{books, customers, order_events, order_lines, orders};
 use crate::db::{now, write_transaction, DbConn};
 use crate::error::{ApiError, FieldError, Shortage};
 use crate::http::{Page, PageParams};
-use crate::inventory::service::time_bound;
 use crate::inventory::stock::{self, Reservation};
 use crate::orders::model::*;
 use crate::orders::payments::{self, PaymentMethod, PaymentProvider, PaymentStatus};
@@ -443,42 +442,22 @@ pub fn list_orders(
         per_page: query.per_page,
     }
     .resolve()?;
-    let nonempty = |s: &Option<String>| {
-        s.as_deref()
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
-    let status = match nonempty(&query.status) {
-        Some(s) => Some(OrderStatus::parse(&s).ok_or_else(|| {
-            ApiError::invalid(
-                "status",
-                format!(
-                    "must be one of {}",
-                    OrderStatus::ALL.map(OrderStatus::as_str).join(", ")
-                ),
-            )
-        })?),
-        None => None,
-    };
-    let from = nonempty(&query.from)
-        .map(|raw| time_bound("from", &raw, false))
-        .transpose()?;
-    let to = nonempty(&query.to)
-        .map(|raw| time_bound("to", &raw, true))
+    let status = query.status;
+    let from = query.from.map(|bound| (bound.start(), true));
+    let to = query
+        .to
+        .map(|bound| {
+            bound
+                .end()
+                .ok_or_else(|| ApiError::invalid("to", "is out of range"))
+        })
         .transpose()?;
     if let (Some((from, _)), Some((to, to_inclusive))) = (from, to) {
         if from > to || (from == to && !to_inclusive) {
             return Err(ApiError::invalid("from", "must not be after to"));
         }
     }
-    let sort = nonempty(&query.sort).unwrap_or_else(|| "-created".to_owned());
-    if !["created", "-created", "total", "-total"].contains(&sort.as_str()) {
-        return Err(ApiError::invalid(
-            "sort",
-            "must be one of created, -created, total, -total",
-        ));
-    }
+    let sort = query.sort.unwrap_or(OrderSort::CreatedDesc);
     let own = if user.is_staff() {
         None
     } else {
@@ -518,11 +497,11 @@ pub fn list_orders(
     };
     let total: i64 = filtered().count().get_result(conn)?;
     let q = filtered();
-    let q = match sort.as_str() {
-        "created" => q.order((orders::created_at.asc(), orders::id.asc())),
-        "total" => q.order((orders::total_cents.asc(), orders::id.asc())),
-        "-total" => q.order((orders::total_cents.desc(), orders::id.desc())),
-        _ => q.order((orders::created_at.desc(), orders::id.desc())),
+    let q = match sort {
+        OrderSort::Created => q.order((orders::created_at.asc(), orders::id.asc())),
+        OrderSort::Total => q.order((orders::total_cents.asc(), orders::id.asc())),
+        OrderSort::TotalDesc => q.order((orders::total_cents.desc(), orders::id.desc())),
+        OrderSort::CreatedDesc => q.order((orders::created_at.desc(), orders::id.desc())),
     };
     let rows: Vec<OrderRow> = q
         .limit(per_page)

@@ -54,6 +54,15 @@ impl OrderStatus {
     }
 }
 
+impl crate::http::query::OneOf for OrderStatus {
+    fn all() -> &'static [Self] {
+        &OrderStatus::ALL
+    }
+    fn as_str(self) -> &'static str {
+        OrderStatus::as_str(self)
+    }
+}
+
 /// Something that changes an order's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

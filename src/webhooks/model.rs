@@ -128,12 +128,42 @@ pub struct NewEndpoint {
     /// One or more of `order.created`, `order.paid`, `order.fulfilled`, `order.cancelled`,
     /// `order.returned`, `inventory.low_stock`, `inventory.stock_changed`,
     /// `purchase_order.received`, `stocktake.completed`, each at most once; or `["*"]` for all.
+    #[schema(schema_with = event_types_schema)]
     pub event_types: Vec<String>,
     #[validate(length(max = 1000))]
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
     /// Defaults to true.
     #[serde(default = "default_active")]
     pub active: bool,
+}
+
+/// `event_types` as `service::check_event_types` accepts it: at least one subscribable type,
+/// each once, or `"*"` alone (which the schema cannot say; the server answers 422).
+fn event_types_schema() -> utoipa::openapi::schema::Array {
+    use crate::webhooks::outbox::EventType;
+    use crate::webhooks::service::ALL_EVENTS;
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let names = EventType::SUBSCRIBABLE
+        .map(EventType::as_str)
+        .into_iter()
+        .chain([ALL_EVENTS]);
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(names)),
+        )
+        .min_items(Some(1))
+        .unique_items(true)
+        .build()
+}
+
+fn nullable_event_types_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    let mut schema = event_types_schema();
+    schema.schema_type = SchemaType::from_iter([Type::Array, Type::Null]);
+    schema
 }
 
 fn default_active() -> bool {
@@ -148,8 +178,11 @@ pub struct EndpointPatch {
     #[validate(length(max = 2000))]
     #[schema(max_length = 2000)]
     pub url: Option<String>,
+    /// As in `POST /webhooks`: replaces the subscription.
+    #[schema(schema_with = nullable_event_types_schema)]
     pub event_types: Option<Vec<String>>,
     #[validate(length(max = 1000))]
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
     /// Deactivating pauses the endpoint: nothing new is queued for it and its pending deliveries
     /// wait. Reactivating resumes them, except those whose event is older than the retry window

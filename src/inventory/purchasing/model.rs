@@ -326,6 +326,15 @@ impl PurchaseOrderStatus {
     }
 }
 
+impl crate::http::query::OneOf for PurchaseOrderStatus {
+    fn all() -> &'static [Self] {
+        &PurchaseOrderStatus::ALL
+    }
+    fn as_str(self) -> &'static str {
+        PurchaseOrderStatus::as_str(self)
+    }
+}
+
 /// Something that happens to a purchase order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[schema(example = "receive")]
@@ -500,6 +509,7 @@ pub struct NewPurchaseOrder {
     pub supplier_id: i64,
     /// 1 to 500 lines, each book at most once.
     #[validate(length(min = 1, max = 500), nested)]
+    #[schema(min_items = 1, max_items = 500)]
     pub lines: Vec<PurchaseOrderLineInput>,
     /// When the delivery is expected; today plus the supplier's lead time when absent.
     pub expected_on: Option<NaiveDate>,
@@ -525,6 +535,7 @@ pub struct PurchaseOrderPatch {
     pub note: Option<Option<String>>,
     /// 1 to 500 lines, each book at most once: replaces all lines.
     #[validate(length(min = 1, max = 500), nested)]
+    #[schema(min_items = 1, max_items = 500)]
     pub lines: Option<Vec<PurchaseOrderLineInput>>,
 }
 
@@ -564,6 +575,7 @@ pub struct ReceiveLineInput {
 pub struct ReceivePurchaseOrder {
     /// 1 to 500 lines, each book at most once.
     #[validate(length(min = 1, max = 500), nested)]
+    #[schema(min_items = 1, max_items = 500)]
     pub lines: Vec<ReceiveLineInput>,
     /// Accept more copies than are outstanding on a line (the supplier sent extra and the shop
     /// keeps them).
@@ -580,7 +592,9 @@ pub struct ReceivePurchaseOrder {
 pub struct PurchaseOrderQuery {
     pub supplier_id: Option<i64>,
     /// `draft`, `submitted`, `partially_received`, `received` or `cancelled`.
-    pub status: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::query::one_of")]
+    #[param(inline)]
+    pub status: Option<PurchaseOrderStatus>,
     /// Only orders with a line for this book.
     pub book_id: Option<i64>,
     #[param(minimum = 1, default = 1)]

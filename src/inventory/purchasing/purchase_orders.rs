@@ -141,25 +141,7 @@ pub fn list_purchase_orders(
         per_page: query.per_page,
     }
     .resolve()?;
-    let status = match query
-        .status
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        Some(s) => Some(PurchaseOrderStatus::parse(s).ok_or_else(|| {
-            ApiError::invalid(
-                "status",
-                format!(
-                    "must be one of {}",
-                    PurchaseOrderStatus::ALL
-                        .map(PurchaseOrderStatus::as_str)
-                        .join(", ")
-                ),
-            )
-        })?),
-        None => None,
-    };
+    let status = query.status;
     let supplier_id = query.supplier_id;
     let book_id = query.book_id;
     let filtered = || {

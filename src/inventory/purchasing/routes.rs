@@ -175,7 +175,8 @@ pub async fn update_supplier(
     params(("id" = i64, Path, description = "Supplier id")), security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 200, description = "The supplier has purchase orders and was archived instead", body = SupplierView),
+        (status = 200, description = "The supplier has purchase orders and was archived instead", body = SupplierView,
+         headers(("ETag" = String, description = "The version, quoted"))),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not staff", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such supplier", body = Problem, content_type = "application/problem+json")))]

@@ -119,6 +119,7 @@ pub struct NewStocktake {
     #[schema(max_items = 10000)]
     pub book_ids: Option<Vec<i64>>,
     #[validate(length(max = 2000))]
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
 }
 
@@ -142,6 +143,7 @@ pub struct CountInput {
 pub struct RecordCounts {
     /// 1 to 5000 counts, each book at most once per batch.
     #[validate(length(min = 1, max = 5000), nested)]
+    #[schema(min_items = 1, max_items = 5000)]
     pub counts: Vec<CountInput>,
 }
 

@@ -4,14 +4,13 @@ use crate::app::AppState;
 use crate::auth::StaffUser;
 use crate::db;
 use crate::error::{ApiError, Problem};
-use crate::http::extract::parse_json;
+use crate::http::extract::OptionalJson;
 use crate::http::{ApiJson, ApiQuery, Page};
 use crate::inventory::stocktakes::model::*;
 use crate::inventory::stocktakes::service;
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use utoipa::OpenApi;
-use validator::Validate;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -30,19 +29,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 fn location(id: i64) -> String {
     format!("/api/v1/inventory/stocktakes/{id}")
-}
-
-/// A JSON body that may be left out (an empty body is the default value).
-fn optional_body<T: Default + serde::de::DeserializeOwned + Validate>(
-    body: &web::Bytes,
-) -> Result<T, ApiError> {
-    let input: T = if body.iter().all(u8::is_ascii_whitespace) {
-        T::default()
-    } else {
-        parse_json(body)?
-    };
-    input.validate()?;
-    Ok(input)
 }
 
 /// Open a stocktake (staff) over every book (`scope: all`), a category with all its
@@ -195,9 +181,9 @@ pub async fn complete_stocktake(
     state: web::Data<AppState>,
     staff: StaffUser,
     id: web::Path<i64>,
-    body: web::Bytes,
+    body: OptionalJson<CompleteStocktake>,
 ) -> Result<HttpResponse, ApiError> {
-    let input: CompleteStocktake = optional_body(&body)?;
+    let input = body.into_inner();
     let id = id.into_inner();
     let currency = state.settings.currency.clone();
     let view = db::run(&state.pool, move |conn| {
