@@ -292,9 +292,17 @@ async fn setup(
     cfg: &Config,
 ) -> BenchResult<Setup> {
     import_generated_books(client, base, admin, cfg.books, "Crash Test").await?;
-    let (status, body) = send(client, base, reqwest::Method::GET, "/api/v1/books?per_page=100", admin, None, None)
-        .await
-        .map_err(|e| format!("GET /books: {e}"))?;
+    let (status, body) = send(
+        client,
+        base,
+        reqwest::Method::GET,
+        "/api/v1/books?per_page=100",
+        admin,
+        None,
+        None,
+    )
+    .await
+    .map_err(|e| format!("GET /books: {e}"))?;
     if status != 200 {
         return Err(format!("GET /books answered {status}: {body}"));
     }
@@ -308,7 +316,11 @@ async fn setup(
         })
         .unwrap_or_default();
     if books.len() as u64 != cfg.books {
-        return Err(format!("expected {} books, found {}", cfg.books, books.len()));
+        return Err(format!(
+            "expected {} books, found {}",
+            cfg.books,
+            books.len()
+        ));
     }
     let lines: Vec<Value> = books
         .iter()
@@ -532,7 +544,8 @@ async fn call(
         };
         if Instant::now() + pause > deadline {
             sh.stats.gave_up.fetch_add(1, Ordering::Relaxed);
-            sh.stats.sample(format!("{method} {path}: gave up after {GIVE_UP:?}"));
+            sh.stats
+                .sample(format!("{method} {path}: gave up after {GIVE_UP:?}"));
             return None;
         }
         tokio::time::sleep(pause).await;
@@ -576,7 +589,16 @@ async fn receipt(sh: &Shared, key: &str, rng: &mut Rng) {
         .collect();
     let body = json!({"supplier": "crash test", "note": key, "lines": lines});
     let path = "/api/v1/inventory/receipts";
-    match call(sh, reqwest::Method::POST, path, &sh.admin, Some(&body), Some(key)).await {
+    match call(
+        sh,
+        reqwest::Method::POST,
+        path,
+        &sh.admin,
+        Some(&body),
+        Some(key),
+    )
+    .await
+    {
         Some(a) if a.status == 201 => {
             sh.stats.receipts.fetch_add(1, Ordering::Relaxed);
         }
@@ -770,9 +792,9 @@ fn counts_by(conn: &mut DbConn, table: &str, col: &str) -> BenchResult<String> {
     let sql = format!(
         "SELECT {col} AS k, CAST(COUNT(*) AS BIGINT) AS n FROM {table} GROUP BY {col} ORDER BY {col}"
     );
-    let rows: Vec<Count> =
-        bookstore::per_backend!(conn, |c| diesel::sql_query(&sql).load::<Count>(c))
-            .map_err(|e| format!("{sql}: {e}"))?;
+    let rows: Vec<Count> = bookstore::per_backend!(conn, |c| diesel::sql_query(&sql)
+        .load::<Count>(c))
+    .map_err(|e| format!("{sql}: {e}"))?;
     Ok(if rows.is_empty() {
         "none".to_owned()
     } else {
@@ -928,7 +950,10 @@ fn print_happened(
     println!("refunds:       {}", counts_by(conn, "refunds", "status")?);
     println!(
         "receipts:      {} (opening stock included)",
-        scalar(conn, "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM stock_receipts")?
+        scalar(
+            conn,
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM stock_receipts"
+        )?
     );
     println!(
         "provider:      {} charges ({} succeeded), {} refunds; {} torn journal lines",
@@ -986,7 +1011,12 @@ fn check(pool: &Pool, journal: &Journal, cfg: &Config) -> BenchResult<Vec<Checke
             detail,
         });
     };
-    let q = |conn: &mut DbConn, sql: &str| scalar(conn, &format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {sql}"));
+    let q = |conn: &mut DbConn, sql: &str| {
+        scalar(
+            conn,
+            &format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {sql}"),
+        )
+    };
 
     // 1
     let orders = q(conn, "orders")?;
@@ -1252,7 +1282,11 @@ fn sale_orders_off(conn: &mut DbConn) -> BenchResult<i64> {
         .collect();
     let mut lines: HashMap<i64, BTreeMap<i64, i64>> = HashMap::new();
     for (order, book, quantity) in order_lines::table
-        .select((order_lines::order_id, order_lines::book_id, order_lines::quantity))
+        .select((
+            order_lines::order_id,
+            order_lines::book_id,
+            order_lines::quantity,
+        ))
         .load::<(i64, i64, i64)>(conn)
         .map_err(|e| e.to_string())?
     {
@@ -1271,7 +1305,10 @@ fn sale_orders_off(conn: &mut DbConn) -> BenchResult<i64> {
             bad += 1;
         }
     }
-    bad += by_order.keys().filter(|id| !statuses.contains_key(id)).count() as i64;
+    bad += by_order
+        .keys()
+        .filter(|id| !statuses.contains_key(id))
+        .count() as i64;
     Ok(bad)
 }
 
@@ -1290,7 +1327,11 @@ struct RefundRec {
 
 fn load_money(
     conn: &mut DbConn,
-) -> BenchResult<(HashMap<i64, PaymentRec>, HashMap<String, i64>, Vec<RefundRec>)> {
+) -> BenchResult<(
+    HashMap<i64, PaymentRec>,
+    HashMap<String, i64>,
+    Vec<RefundRec>,
+)> {
     let rows: Vec<(i64, i64, String, Option<String>, Option<String>)> = payments::table
         .select((
             payments::id,
@@ -1387,13 +1428,18 @@ fn charges_recorded(conn: &mut DbConn, journal: &Journal) -> BenchResult<(bool, 
     }
     let refunded_twice = provider_refunds.values().filter(|n| **n > 1).count()
         + row_refunds.values().filter(|n| **n > 1).count();
-    let recorded_refunds: HashSet<&str> = refs.iter().filter_map(|r| r.reference.as_deref()).collect();
+    let recorded_refunds: HashSet<&str> =
+        refs.iter().filter_map(|r| r.reference.as_deref()).collect();
     let refunds_unrecorded = journal
         .refunds
         .iter()
         .filter(|(_, _, _, reference)| !recorded_refunds.contains(reference.as_str()))
         .count();
-    let ok = no_payment_row + unrecorded + two_charges + dup_reference + refunded_twice
+    let ok = no_payment_row
+        + unrecorded
+        + two_charges
+        + dup_reference
+        + refunded_twice
         + refunds_unrecorded
         == 0;
     let mut detail = format!(
@@ -1454,7 +1500,9 @@ fn money_balances(conn: &mut DbConn, journal: &Journal) -> BenchResult<(bool, St
         if have != expected {
             off += 1;
             if examples.len() < 3 {
-                examples.push(format!("order {id} {status}: kept {have}, expected {expected}"));
+                examples.push(format!(
+                    "order {id} {status}: kept {have}, expected {expected}"
+                ));
             }
         }
     }
