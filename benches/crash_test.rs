@@ -245,29 +245,40 @@ async fn run() -> BenchResult<()> {
         .clone();
     print_happened(&pool, &stats, &samples, &journal, &log)?;
     let results = check(&pool, &journal, &cfg)?;
-    println!();
-    for line in &results {
-        println!("{line}");
-    }
     let failed = results.iter().filter(|r| !r.ok).count();
-    if failed == 0 {
-        println!(
+    let verdict = if failed == 0 {
+        format!(
             "VERDICT: ok, {} invariants held through {} kill -9 restarts ({} backend, seed {})",
             results.len(),
             stats.kills,
             cfg.server.backend(),
             cfg.seed
-        );
-        Ok(())
+        )
     } else {
-        println!(
+        format!(
             "VERDICT: FAILED, {failed} of {} invariants broken ({} backend, seed {}; journal and \
              server log in {})",
             results.len(),
             cfg.server.backend(),
             cfg.seed,
             cfg.dir.display()
-        );
+        )
+    };
+    let mut summary = format!(
+        "crash test, {} ({} clients, {} kills, seed {}):\n",
+        cfg.server.backend(),
+        cfg.clients,
+        stats.kills,
+        cfg.seed
+    );
+    for line in &results {
+        summary.push_str(&format!("{line}\n"));
+    }
+    summary.push_str(&verdict);
+    support::report(&summary, support::out_path().as_ref())?;
+    if failed == 0 {
+        Ok(())
+    } else {
         Err(format!("{failed} invariant(s) failed"))
     }
 }
@@ -812,6 +823,9 @@ struct Journal {
     /// (key, charge reference, amount, refund reference)
     refunds: Vec<(String, String, i64, String)>,
     torn: Vec<String>,
+    /// Whole entries found only inside torn lines: a restarted provider, which skips such
+    /// lines, forgot them.
+    forgotten: usize,
 }
 
 impl Journal {
@@ -839,14 +853,17 @@ fn read_journal(path: &Path) -> BenchResult<Journal> {
             Ok(entry) => vec![entry],
             Err(_) => {
                 journal.torn.push(shorten(line, 300));
-                line.match_indices("{\"kind\":")
+                let whole: Vec<JournalEntry> = line
+                    .match_indices("{\"kind\":")
                     .filter_map(|(at, _)| {
                         serde_json::Deserializer::from_str(&line[at..])
                             .into_iter::<JournalEntry>()
                             .next()
                             .and_then(Result::ok)
                     })
-                    .collect()
+                    .collect();
+                journal.forgotten += whole.len();
+                whole
             }
         };
         for entry in entries {
@@ -1242,10 +1259,6 @@ fn check(pool: &Pool, journal: &Journal, cfg: &Config) -> BenchResult<Vec<Checke
     let (ok12, detail12) = money_balances(conn, journal)?;
     push("provider balance per order = paid total", ok12, detail12);
 
-    let torn = journal.torn.len();
-    if torn > 0 {
-        println!("note: {torn} torn journal line(s) (see above); their whole entries were read");
-    }
     Ok(out)
 }
 
@@ -1441,6 +1454,7 @@ fn charges_recorded(conn: &mut DbConn, journal: &Journal) -> BenchResult<(bool, 
         + dup_reference
         + refunded_twice
         + refunds_unrecorded
+        + journal.forgotten
         == 0;
     let mut detail = format!(
         "{} successful charges, {} refunds at the provider; {no_payment_row} without a payment \
@@ -1452,6 +1466,12 @@ fn charges_recorded(conn: &mut DbConn, journal: &Journal) -> BenchResult<(bool, 
     );
     if dup_reference > 0 {
         detail.push_str(&format!(", {dup_reference} charge references repeated"));
+    }
+    if journal.forgotten > 0 {
+        detail.push_str(&format!(
+            ", {} entries in torn journal lines (forgotten by a restarted provider)",
+            journal.forgotten
+        ));
     }
     if !examples.is_empty() {
         detail.push_str(&format!(" (e.g. {})", examples.join("; ")));
