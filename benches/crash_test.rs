@@ -27,6 +27,8 @@
 //! `$CRASH_DIR` is where the journal and the server's log go (default: a new temporary
 //! directory); the script keeps them in `bench-out/` when the test fails.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[allow(dead_code)] // what only the load benchmarks use
 mod support;
 
@@ -1331,6 +1333,18 @@ struct PaymentRec {
     reference: Option<String>,
 }
 
+/// (id, order, status, provider reference, provider key) of a payment.
+type PaymentTuple = (i64, i64, String, Option<String>, Option<String>);
+/// (payment, charge reference, status, provider reference) of a refund.
+type RefundTuple = (Option<i64>, Option<String>, String, Option<String>);
+
+/// The payments by id, their ids by provider key, and the refunds.
+struct Money {
+    pays: HashMap<i64, PaymentRec>,
+    by_key: HashMap<String, i64>,
+    refs: Vec<RefundRec>,
+}
+
 struct RefundRec {
     payment_id: Option<i64>,
     charge: Option<String>,
@@ -1338,14 +1352,8 @@ struct RefundRec {
     reference: Option<String>,
 }
 
-fn load_money(
-    conn: &mut DbConn,
-) -> BenchResult<(
-    HashMap<i64, PaymentRec>,
-    HashMap<String, i64>,
-    Vec<RefundRec>,
-)> {
-    let rows: Vec<(i64, i64, String, Option<String>, Option<String>)> = payments::table
+fn load_money(conn: &mut DbConn) -> BenchResult<Money> {
+    let rows: Vec<PaymentTuple> = payments::table
         .select((
             payments::id,
             payments::order_id,
@@ -1370,7 +1378,7 @@ fn load_money(
             },
         );
     }
-    let refund_rows: Vec<(Option<i64>, Option<String>, String, Option<String>)> = refunds::table
+    let refund_rows: Vec<RefundTuple> = refunds::table
         .select((
             refunds::payment_id,
             refunds::charge_reference,
@@ -1388,14 +1396,14 @@ fn load_money(
             reference,
         })
         .collect();
-    Ok((pays, by_key, refs))
+    Ok(Money { pays, by_key, refs })
 }
 
 /// Invariant 9: every successful charge of the journal is a succeeded payment's, or a failed
 /// payment's with a refund row for it, or has a refund row naming it; no payment has two charges
 /// and no charge was refunded twice; every refund the provider made is recorded.
 fn charges_recorded(conn: &mut DbConn, journal: &Journal) -> BenchResult<(bool, String)> {
-    let (pays, by_key, refs) = load_money(conn)?;
+    let Money { pays, by_key, refs } = load_money(conn)?;
     let mut charges_per_payment: HashMap<i64, usize> = HashMap::new();
     let mut no_payment_row = 0;
     let mut unrecorded = 0;
@@ -1483,7 +1491,7 @@ fn charges_recorded(conn: &mut DbConn, journal: &Journal) -> BenchResult<(bool, 
 /// the others.
 fn money_balances(conn: &mut DbConn, journal: &Journal) -> BenchResult<(bool, String)> {
     use bookstore::db::schema::orders;
-    let (pays, by_key, _) = load_money(conn)?;
+    let Money { pays, by_key, .. } = load_money(conn)?;
     let mut order_of_charge: HashMap<&str, i64> = HashMap::new();
     let mut kept: HashMap<i64, i64> = HashMap::new();
     let mut unknown = 0;
