@@ -185,6 +185,7 @@ async fn run() -> BenchResult<()> {
         stop: AtomicBool::new(false),
         stats: Stats::default(),
     });
+    let pool = bookstore::db::build_pool(&cfg.server.database_url, 2)?;
     let started = Instant::now();
     let mut workers = Vec::new();
     for n in 0..cfg.clients {
@@ -210,12 +211,13 @@ async fn run() -> BenchResult<()> {
         server.kill()?;
         let killed_at = started.elapsed();
         shared.stats.kills.fetch_add(1, Ordering::Relaxed);
+        let caught = in_flight(&pool, &cfg.journal())?;
         let port = server.port;
         server = Server::start_with(&cfg.server, &cfg.options(Some(port)))?;
         server.wait_ready(&client).await?;
         println!(
             "kill {k}:        SIGKILL at {:.1} s (after {gap} ms of load; {} orders placed, {} paid \
-             so far); ready again after {:.1} s",
+             so far; {caught}); ready again after {:.1} s",
             killed_at.as_secs_f64(),
             before.orders,
             before.paid,
@@ -232,7 +234,6 @@ async fn run() -> BenchResult<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let pool = bookstore::db::build_pool(&cfg.server.database_url, 2)?;
     settle(&pool, Duration::from_secs(cfg.settle_secs)).await?;
     drop(server); // stopped, so that nothing changes under the checks
 
@@ -743,6 +744,34 @@ async fn cancel(sh: &Shared, id: i64, token: &str, paid: bool) {
 
 // ---------------------------------------------------------------------------------------------
 // After the load
+
+/// What a kill left behind (read while the server is down): card payments `processing`, how
+/// many of them the provider had already charged (the charge recorded nowhere yet), and refunds
+/// `pending`.
+fn in_flight(pool: &Pool, journal: &Path) -> BenchResult<String> {
+    let mut conn = pool.get().map_err(|e| format!("no connection: {e}"))?;
+    let conn: &mut DbConn = &mut conn;
+    let keys: Vec<Option<String>> = payments::table
+        .filter(payments::status.eq("processing"))
+        .select(payments::provider_key)
+        .load(conn)
+        .map_err(|e| e.to_string())?;
+    let journal = read_journal(journal)?;
+    let charged: HashSet<&str> = journal.successful().map(|(key, _, _)| key).collect();
+    let unrecorded = keys
+        .iter()
+        .flatten()
+        .filter(|k| charged.contains(k.as_str()))
+        .count();
+    let pending = scalar(
+        conn,
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM refunds WHERE status = 'pending'",
+    )?;
+    Ok(format!(
+        "left {} payments processing, {unrecorded} of them charged, {pending} refunds pending",
+        keys.len()
+    ))
+}
 
 /// Waits until no card payment is `processing` and no refund `pending` (the sweep settles them).
 async fn settle(pool: &Pool, bound: Duration) -> BenchResult<()> {
