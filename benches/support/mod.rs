@@ -1,6 +1,7 @@
-//! What the load benchmarks (`catalog_load`, `orders_load`) share: reading their environment,
-//! running the release server and its `create-admin` CLI, logging in, the CSV import request,
-//! CPU accounting from /proc, the deterministic generator and the output helpers.
+//! What the load benchmarks (`catalog_load`, `orders_load`, `stockroom_load`) and the crash test
+//! (`crash_test`) share: reading their environment, running the release server (and killing and
+//! restarting it) and its `create-admin` CLI, logging in, the CSV import request, CPU accounting
+//! from /proc, the deterministic generator and the output helpers.
 //!
 //! Each bench includes it with `mod support;`.
 
@@ -136,23 +137,54 @@ impl ServerConfig {
 pub struct Server {
     child: Child,
     pub pid: u32,
+    #[allow(dead_code)] // the crash test's
+    pub port: u16,
     pub base: String,
+}
+
+/// How [`Server::start_with`] runs the server, beyond [`ServerConfig`].
+#[derive(Debug, Default)]
+pub struct ServerOptions {
+    /// The port to listen on (a free one when `None`); the crash test restarts on the same one.
+    pub port: Option<u16>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// A file both output streams are appended to (inherited when `None`).
+    pub log: Option<PathBuf>,
 }
 
 impl Server {
     pub fn start(cfg: &ServerConfig) -> BenchResult<Server> {
+        Server::start_with(cfg, &ServerOptions::default())
+    }
+
+    pub fn start_with(cfg: &ServerConfig, opts: &ServerOptions) -> BenchResult<Server> {
         if !cfg.bin.exists() {
             return Err(format!(
                 "{} does not exist: build it with `cargo build --release` or set BOOKSTORE_BIN",
                 cfg.bin.display()
             ));
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
-        let child = cfg
-            .command()
+        let port = match opts.port {
+            Some(port) => port,
+            None => std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| format!("no free port: {e}"))?
+                .port(),
+        };
+        let mut cmd = cfg.command();
+        cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
+        if let Some(path) = &opts.log {
+            let open = || {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| format!("cannot open {}: {e}", path.display()))
+            };
+            cmd.stdout(open()?).stderr(open()?);
+        }
+        let child = cmd
             .arg("serve")
             .env("BOOKSTORE_BIND", format!("127.0.0.1:{port}"))
             // Long enough for the whole run, whatever the import speed.
@@ -165,6 +197,7 @@ impl Server {
         Ok(Server {
             pid: child.id(),
             child,
+            port,
             base: format!("http://127.0.0.1:{port}"),
         })
     }
@@ -205,6 +238,20 @@ impl Server {
             .nth(1)?
             .parse()
             .ok()
+    }
+}
+
+impl Server {
+    /// `kill -9`: the process dies at once, wherever it is (and is reaped).
+    #[allow(dead_code)] // the crash test's
+    pub fn kill(&mut self) -> BenchResult<()> {
+        self.child
+            .kill()
+            .map_err(|e| format!("cannot kill {}: {e}", self.pid))?;
+        self.child
+            .wait()
+            .map(drop)
+            .map_err(|e| format!("cannot reap {}: {e}", self.pid))
     }
 }
 

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -94,6 +94,8 @@ pub struct TestProvider {
     charges: Mutex<HashMap<String, Result<ProviderCharge, Decline>>>,
     refunds: Mutex<HashMap<String, String>>,
     journal: Option<PathBuf>,
+    /// Held while appending to the journal, so that concurrent entries never interleave.
+    appending: Mutex<()>,
     entries: Mutex<Vec<JournalEntry>>,
 }
 
@@ -116,6 +118,20 @@ impl TestProvider {
                 // A crash may cut the last line short: it was never acted on.
                 if let Ok(entry) = serde_json::from_str::<JournalEntry>(&line) {
                     provider.remember(entry);
+                }
+            }
+            // End such a torn line, so that the next entry is not glued to it (and lost).
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .append(true)
+                .open(path)?;
+            let len = file.metadata()?.len();
+            if len > 0 {
+                let mut last = [0u8; 1];
+                file.seek(std::io::SeekFrom::Start(len - 1))?;
+                file.read_exact(&mut last)?;
+                if last[0] != b'\n' {
+                    file.write_all(b"\n")?;
                 }
             }
         }
@@ -156,13 +172,16 @@ impl TestProvider {
     /// Writes `entry` down (journal first, as a real provider commits before it answers).
     fn record(&self, entry: JournalEntry) -> Result<(), Decline> {
         if let Some(path) = &self.journal {
-            let line = serde_json::to_string(&entry)
+            let mut line = serde_json::to_string(&entry)
                 .map_err(|e| Decline::Unavailable(format!("journal: {e}")))?;
+            line.push('\n');
+            // One write per entry, one writer at a time: lines never interleave.
+            let _appending = lock(&self.appending);
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
-                .and_then(|mut f| writeln!(f, "{line}").and_then(|()| f.sync_data()))
+                .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|()| f.sync_data()))
                 .map_err(|e| Decline::Unavailable(format!("journal {}: {e}", path.display())))?;
         }
         self.remember(entry);
@@ -297,5 +316,52 @@ mod tests {
         assert_eq!(again.charge(100, "USD", "tok_visa", "k").unwrap(), first);
         assert_eq!(again.successful_charges().len(), 1);
         std::fs::remove_file(dir).unwrap();
+    }
+
+    /// Concurrent charges used to interleave their journal lines (a line and its newline were
+    /// two writes), and a re-read provider forgot both charges of such a line.
+    #[test]
+    fn concurrent_charges_are_all_remembered_after_a_restart() {
+        let path = std::env::temp_dir().join(format!("journal-{}", uuid::Uuid::new_v4()));
+        let p = std::sync::Arc::new(TestProvider::with_journal(&path).unwrap());
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    for n in 0..200 {
+                        p.charge(100, "USD", "tok_visa", &format!("k{t}-{n}"))
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let again = TestProvider::with_journal(&path).unwrap();
+        let forgotten: Vec<String> = (0..8)
+            .flat_map(|t| (0..200).map(move |n| format!("k{t}-{n}")))
+            .filter(|k| again.lookup(k).unwrap() == ChargeLookup::Unknown)
+            .collect();
+        assert_eq!(forgotten, Vec::<String>::new());
+        std::fs::remove_file(path).unwrap();
+    }
+
+    /// A kill in the middle of a write leaves a torn last line: what is appended after it must
+    /// not be glued to it (and so lost at the next restart).
+    #[test]
+    fn a_torn_last_line_does_not_swallow_the_next_entry() {
+        let path = std::env::temp_dir().join(format!("journal-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "{\"kind\":\"charge\",\"key\":\"to").unwrap();
+        let first = TestProvider::with_journal(&path)
+            .unwrap()
+            .charge(100, "USD", "tok_visa", "k")
+            .unwrap();
+        let again = TestProvider::with_journal(&path).unwrap();
+        assert_eq!(
+            again.lookup("k").unwrap(),
+            ChargeLookup::Attempted(Ok(first))
+        );
+        std::fs::remove_file(path).unwrap();
     }
 }
