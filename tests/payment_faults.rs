@@ -158,6 +158,18 @@ fn sweep(shop: &Shop) -> bookstore::maintenance::Sweep {
         .unwrap()
 }
 
+/// `POST /orders` by the shop's customer with an `Idempotency-Key`.
+async fn order_with_key(s: &Shop, key: &str, body: &Value) -> Res {
+    let req = s
+        .app
+        .client
+        .post(s.app.url("/api/v1/orders"))
+        .bearer_auth(&s.customer)
+        .header("Idempotency-Key", key)
+        .json(body);
+    TestApp::read(req).await
+}
+
 /// Keys left unfinished ("in progress").
 fn open_keys(app: &TestApp) -> i64 {
     let mut conn = app.conn();
@@ -384,16 +396,7 @@ fn break_order_writes(app: &TestApp) -> Vec<&'static str> {
 async fn a_keyed_order_that_failed_midway_leaves_no_claim_and_the_retry_places_it_once() {
     let s = shop().await;
     let body = json!({"lines": [{"book_id": s.book, "quantity": 2}]});
-    let send = || {
-        let req = s
-            .app
-            .client
-            .post(s.app.url("/api/v1/orders"))
-            .bearer_auth(&s.customer)
-            .header("Idempotency-Key", "order-1")
-            .json(&body);
-        TestApp::read(req)
-    };
+    let send = || order_with_key(&s, "order-1", &body);
     let undo = break_order_writes(&s.app);
     send().await.problem(500);
     assert_eq!(s.app.count("orders"), 0);
@@ -441,16 +444,7 @@ async fn a_claim_left_by_an_older_version_is_released_after_two_minutes() {
             .execute(&mut *conn as &mut DbConn)
             .unwrap();
     };
-    let send = || {
-        let req = s
-            .app
-            .client
-            .post(s.app.url("/api/v1/orders"))
-            .bearer_auth(&s.customer)
-            .header("Idempotency-Key", "legacy-1")
-            .json(&body);
-        TestApp::read(req)
-    };
+    let send = || order_with_key(&s, "legacy-1", &body);
     // A fresh unfinished claim may belong to a request still running: the retry waits.
     insert_claim(0);
     send().await.problem(409);

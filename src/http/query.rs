@@ -109,6 +109,25 @@ impl TimeBound {
     }
 }
 
+/// A bound of a time filter in SQL terms: the instant, and whether it is included.
+pub type SqlBound = (NaiveDateTime, bool);
+
+/// The `from`/`to` filters of a list as SQL bounds; a `to` day past the calendar's end is a 422
+/// naming `to`.
+pub fn time_range(
+    from: Option<TimeBound>,
+    to: Option<TimeBound>,
+) -> Result<(Option<SqlBound>, Option<SqlBound>), crate::error::ApiError> {
+    let to = to
+        .map(|bound| {
+            bound
+                .end()
+                .ok_or_else(|| crate::error::ApiError::invalid("to", "is out of range"))
+        })
+        .transpose()?;
+    Ok((from.map(|bound| (bound.start(), true)), to))
+}
+
 impl<'de> Deserialize<'de> for TimeBound {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = Cow::<str>::deserialize(d)?;

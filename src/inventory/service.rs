@@ -392,15 +392,7 @@ pub fn list_movements(
     }
     .resolve()?;
     let kind = query.kind;
-    let from = query.from.map(|bound| (bound.start(), true));
-    let to = query
-        .to
-        .map(|bound| {
-            bound
-                .end()
-                .ok_or_else(|| ApiError::invalid("to", "is out of range"))
-        })
-        .transpose()?;
+    let (from, to) = crate::http::query::time_range(query.from, query.to)?;
     if let (Some((from, _)), Some((to, to_inclusive))) = (from, to) {
         if from > to || (from == to && !to_inclusive) {
             return Err(ApiError::invalid("from", "must not be after to"));
