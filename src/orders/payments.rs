@@ -370,15 +370,14 @@ fn pay_at_once(
     method: PaymentMethod,
     after: &mut StoreResult<'_, PaymentResult>,
 ) -> Result<PaymentResult, ApiError> {
-    // Visibility first, so a customer learns nothing about another customer's order.
-    let row = visible_order(conn, user, id)?;
-    if method == PaymentMethod::Cash && !user.is_staff() {
-        return Err(ApiError::Forbidden(
-            "cash payments are taken by staff at the counter".into(),
-        ));
-    }
     write_transaction(conn, |conn| {
-        let row = visible_order(conn, user, row.id)?;
+        // Visibility first, so a customer learns nothing about another customer's order.
+        let row = visible_order(conn, user, id)?;
+        if method == PaymentMethod::Cash && !user.is_staff() {
+            return Err(ApiError::Forbidden(
+                "cash payments are taken by staff at the counter".into(),
+            ));
+        }
         let due = payable(conn, user, &row)?;
         let (updated, status) = if method == PaymentMethod::Cash {
             let paid = transition(
