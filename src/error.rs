@@ -139,6 +139,17 @@ impl ApiError {
         ApiError::Internal(cause.to_string())
     }
 
+    /// The HTTP status this error answers with, for code that stores answers without speaking
+    /// HTTP itself (such as the idempotency keys).
+    pub fn http_status(&self) -> u16 {
+        self.status_code().as_u16()
+    }
+
+    /// Whether this is the server's fault (5xx): such an answer is never kept for a retry.
+    pub fn is_server_error(&self) -> bool {
+        self.status_code().is_server_error()
+    }
+
     fn slug_and_title(&self) -> (&'static str, &'static str) {
         match self {
             ApiError::BadRequest(_) => ("bad-request", "Malformed request"),

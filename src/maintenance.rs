@@ -6,8 +6,9 @@
 use crate::app::AppState;
 use crate::db::{self, DbConn};
 use crate::error::ApiError;
+use crate::idempotency;
 use crate::orders::payments::PaymentProvider;
-use crate::orders::{card, expiry, idempotency, refunds};
+use crate::orders::{card, expiry, refunds};
 use actix_web::web;
 
 /// Most orders expired, and refunds attempted, per sweep (the rest wait for the next one).

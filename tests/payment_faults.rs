@@ -429,7 +429,7 @@ async fn a_claim_left_by_an_older_version_is_released_after_two_minutes() {
     let s = shop().await;
     let body = json!({"lines": [{"book_id": s.book, "quantity": 1}]});
     let input: bookstore::orders::model::NewOrder = serde_json::from_value(body.clone()).unwrap();
-    let hash = bookstore::orders::idempotency::request_hash(&input).unwrap();
+    let hash = bookstore::idempotency::request_hash(&input).unwrap();
     let user_id = s.app.state.tokens.verify(&s.customer).unwrap().sub;
     let insert_claim = |minutes_ago: i64| {
         let mut conn = s.app.conn();

@@ -1,14 +1,31 @@
 //! Creating something at most once per `Idempotency-Key`, over HTTP: the handlers of
 //! `POST /orders`, payments, returns and purchase-order receipts run their transaction through
 //! [`create_once`] and answer with [`answer_created`]. The bookkeeping of keys is
-//! [`crate::orders::idempotency`].
+//! [`crate::idempotency`]; this module only adapts it to requests.
 
 use crate::app::AppState;
 use crate::db;
 use crate::error::{ApiError, PROBLEM_JSON};
-use crate::orders::idempotency::{self, Key, Outcome, StoreResult};
+use crate::idempotency::{self, IdempotencyKey, KeyedRequest, Outcome, StoreResult};
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
+
+/// The key `req` carries, if any (a malformed one is a 422 naming the header).
+pub fn key_of(req: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError> {
+    req.headers()
+        .get(idempotency::HEADER)
+        .map(|value| IdempotencyKey::parse(value.as_bytes()))
+        .transpose()
+}
+
+/// The keyed request `req` makes as `user_id`, bound to `hash`; `None` without the header.
+pub fn keyed(
+    req: &HttpRequest,
+    user_id: i64,
+    hash: String,
+) -> Result<Option<KeyedRequest>, ApiError> {
+    Ok(key_of(req)?.map(|key| KeyedRequest::new(key, user_id, hash)))
+}
 
 /// Runs `work`, a transaction that creates something and stores its result through the callback
 /// it gets: at most once per `Idempotency-Key` when the request carries one (kept per caller, and
@@ -24,7 +41,7 @@ where
     T: serde::Serialize + Send + 'static,
     W: FnOnce(&mut db::DbConn, &mut StoreResult<'_, T>) -> Result<T, ApiError> + Send + 'static,
 {
-    let Some(key) = Key::of(req, user_id, hash)? else {
+    let Some(key) = keyed(req, user_id, hash)? else {
         let value = db::run(&state.pool, move |conn| work(conn, &mut |_, _| Ok(()))).await?;
         return Ok(Outcome::Fresh(Box::new(value)));
     };

@@ -9,10 +9,10 @@ use crate::db::schema::{
 use crate::db::{now, write_transaction, DbConn};
 use crate::error::{ApiError, FieldError};
 use crate::http::{Page, PageParams};
+use crate::idempotency::StoreResult;
 use crate::inventory::alerts;
 use crate::inventory::model::*;
 use crate::inventory::stock::{self, Movement};
-use crate::orders::idempotency::StoreResult;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
 use std::collections::{HashMap, HashSet};

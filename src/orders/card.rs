@@ -19,7 +19,7 @@ use crate::auth::AuthUser;
 use crate::db::schema::{idempotency_keys, orders, payments};
 use crate::db::{now, write_transaction, DbConn};
 use crate::error::ApiError;
-use crate::orders::idempotency::{self, Found, Key, Outcome};
+use crate::idempotency::{self, Found, KeyedRequest, Outcome};
 use crate::orders::model::OrderRow;
 use crate::orders::payments::{
     outstanding, payable, ChargeLookup, Decline, PayContext, PaymentMethod, PaymentProvider,
@@ -121,7 +121,7 @@ pub(crate) fn pay(
     user: &AuthUser,
     order_id: i64,
     token: &str,
-    key: Option<&Key>,
+    key: Option<&KeyedRequest>,
 ) -> Result<Outcome<PaymentResult>, ApiError> {
     let attempt = match key {
         None => match begin(conn, ctx, user, order_id, None) {
@@ -155,7 +155,7 @@ fn hold_for_key(
     ctx: &PayContext<'_>,
     user: &AuthUser,
     order_id: i64,
-    k: &Key,
+    k: &KeyedRequest,
 ) -> Result<Held, ApiError> {
     // A race with another request using the key sends us round again to see what it did.
     for _ in 0..3 {
@@ -192,7 +192,7 @@ fn begin(
     ctx: &PayContext<'_>,
     user: &AuthUser,
     order_id: i64,
-    key: Option<&Key>,
+    key: Option<&KeyedRequest>,
 ) -> Result<Attempt, Begun> {
     let mut key_taken = false;
     let begun = write_transaction(conn, |conn| {

@@ -1,10 +1,9 @@
 //! Orders: placing an order (reserving its stock), reading and listing orders, their status
 //! history, payments, cancellation and expiry, fulfilment, returns and refunds, the order state
-//! machine and `Idempotency-Key` handling.
+//! machine. (`Idempotency-Key` handling is [`crate::idempotency`].)
 
 pub mod card;
 pub mod expiry;
-pub mod idempotency;
 pub mod model;
 pub mod payments;
 pub mod provider;

@@ -18,8 +18,8 @@ use crate::auth::AuthUser;
 use crate::db::schema::{orders, payments};
 use crate::db::{now, write_transaction, DbConn};
 use crate::error::ApiError;
+use crate::idempotency::{self, KeyedRequest, Outcome, StoreResult};
 use crate::orders::card;
-use crate::orders::idempotency::{self, Key, Outcome, StoreResult};
 use crate::orders::model::{OrderRow, OrderView};
 use crate::orders::service::{transition, view, visible_order};
 use crate::orders::state::{self, OrderAction, OrderStatus};
@@ -308,7 +308,7 @@ pub fn pay_order(
     user: &AuthUser,
     id: i64,
     input: &NewPayment,
-    key: Option<&Key>,
+    key: Option<&KeyedRequest>,
 ) -> Result<Outcome<PaymentResult>, ApiError> {
     let (method, token) = match method_of(ctx, input) {
         Ok(chosen) => chosen,

@@ -7,7 +7,7 @@ use crate::error::{ApiError, Problem, Shortage};
 use crate::http::extract::OptionalJson;
 use crate::http::idempotent::{answer_created, create_once};
 use crate::http::{ApiJson, ApiQuery, Page};
-use crate::orders::idempotency::{self, Key, Outcome};
+use crate::idempotency::{self, Outcome};
 use crate::orders::model::*;
 use crate::orders::payments::{
     self, NewPayment, PayContext, PaymentMethod, PaymentResult, PaymentStatus, PaymentView,
@@ -273,7 +273,7 @@ pub async fn pay_order(
     let input = body.into_inner();
     // The order is part of what a key stands for: the same key for another order is a reuse.
     let hash = idempotency::request_hash(&serde_json::json!({"order_id": id, "payment": &input}))?;
-    let key = Key::of(&req, user.id, hash)?;
+    let key = crate::http::idempotent::keyed(&req, user.id, hash)?;
     let st = state.clone();
     let outcome = db::run(&state.pool, move |conn| {
         let ctx = PayContext {

@@ -1,95 +1,19 @@
-//! `Idempotency-Key`: one key (per caller) creates at most one effect, however many retries race
-//! (core invariant 5).
+//! The rows of `idempotency_keys` and the protocol keyed work runs through ([`run_once`]).
 //!
-//! A key's row is written together with the work's effect, in its transaction (see [`run_once`]),
-//! so no claim can outlive its work. The one exception is a card payment, whose charge is a
-//! network call between two transactions: its row stays unfinished while the charge is settled,
-//! under the payment's lease (see [`crate::orders::payments`]). Keys are kept 24 hours.
+//! A key's row is written together with the work's effect, in its transaction, so no claim can
+//! outlive its work. The one exception is a card payment, whose charge is a network call between
+//! two transactions: its row stays unfinished while the charge is settled, under the payment's
+//! lease (see `crate::orders::card`). Keys are kept 24 hours.
 
 use crate::db::schema::idempotency_keys;
 use crate::db::{now, write_transaction, DbConn};
 use crate::error::ApiError;
-use actix_web::{HttpRequest, ResponseError};
+use crate::idempotency::key::{KeyedRequest, HEADER};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-pub const HEADER: &str = "Idempotency-Key";
 /// How long a key is remembered.
 pub const RETENTION_HOURS: i64 = 24;
-
-/// The key sent by the client, if any: 1 to 255 visible ASCII characters.
-pub fn key_from(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let Some(value) = req.headers().get(HEADER) else {
-        return Ok(None);
-    };
-    let bytes = value.as_bytes();
-    if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        return Err(ApiError::invalid(
-            HEADER,
-            "must be 1 to 255 visible ASCII characters",
-        ));
-    }
-    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
-}
-
-/// SHA-256 (hex) of the canonical JSON of a request: object keys sorted, no whitespace.
-pub fn request_hash<T: serde::Serialize>(body: &T) -> Result<String, ApiError> {
-    let value = serde_json::to_value(body).map_err(ApiError::internal)?;
-    let mut out = String::new();
-    canonical(&value, &mut out);
-    Ok(hex::encode(Sha256::digest(out.as_bytes())))
-}
-
-fn canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                canonical(&map[k], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical(item, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-/// A request's key: whose it is (`user:12`), the key, and the hash of what it stands for.
-#[derive(Debug, Clone)]
-pub struct Key {
-    pub scope: String,
-    pub key: String,
-    pub hash: String,
-}
-
-impl Key {
-    /// The key `req` carries for `user_id`, bound to `hash`; `None` without the header.
-    pub fn of(req: &HttpRequest, user_id: i64, hash: String) -> Result<Option<Key>, ApiError> {
-        Ok(key_from(req)?.map(|key| Key {
-            scope: format!("user:{user_id}"),
-            key,
-            hash,
-        }))
-    }
-}
 
 /// A key's row, as a request carrying the key finds it.
 #[derive(Debug)]
@@ -99,17 +23,17 @@ pub enum Found {
     /// The first request finished: answer with its status and body.
     Done { status: u16, body: String },
     /// A card payment holds the key while its charge is settled (row id); see
-    /// [`crate::orders::payments`]. Other keyed work never leaves a row unfinished: its row
+    /// `crate::orders::card`. Other keyed work never leaves a row unfinished: its row
     /// commits with its effect.
     Open { id: i64 },
 }
 
 /// Looks `key` up for `scope`; a key used with another request body is a 422.
-pub fn find(conn: &mut DbConn, k: &Key) -> Result<Found, ApiError> {
+pub fn find(conn: &mut DbConn, k: &KeyedRequest) -> Result<Found, ApiError> {
     let (scope, key, hash) = (&k.scope, &k.key, &k.hash);
     let existing: Option<(i64, String, Option<i32>, Option<String>)> = idempotency_keys::table
         .filter(idempotency_keys::scope.eq(scope))
-        .filter(idempotency_keys::key.eq(key))
+        .filter(idempotency_keys::key.eq(key.as_str()))
         .filter(idempotency_keys::created_at.ge(retention_cutoff()))
         .select((
             idempotency_keys::id,
@@ -159,7 +83,7 @@ pub type StoreResult<'a, T> = dyn FnMut(&mut DbConn, &T) -> Result<(), ApiError>
 /// gets the same answer; a 5xx stores nothing.
 pub fn run_once<T: serde::Serialize>(
     conn: &mut DbConn,
-    k: &Key,
+    k: &KeyedRequest,
     work: impl FnOnce(&mut DbConn, &mut StoreResult<'_, T>) -> Result<T, ApiError>,
 ) -> Result<Outcome<T>, ApiError> {
     match find(conn, k)? {
@@ -193,21 +117,23 @@ pub fn run_once<T: serde::Serialize>(
 /// Keeps a 4xx answer for the key's retries (in a transaction of its own), unless another
 /// request with the key finished first (then that one's answer is replayed). A 5xx is kept for
 /// nobody: a retry runs afresh.
-pub fn answer_error<T>(conn: &mut DbConn, k: &Key, err: ApiError) -> Result<Outcome<T>, ApiError> {
-    if err.status_code().is_server_error() {
+pub fn answer_error<T>(
+    conn: &mut DbConn,
+    k: &KeyedRequest,
+    err: ApiError,
+) -> Result<Outcome<T>, ApiError> {
+    if err.is_server_error() {
         return Err(err);
     }
     let body = serde_json::to_string(&err.to_problem()).map_err(ApiError::internal)?;
-    let stored = write_transaction(conn, |conn| {
-        insert_done(conn, k, err.status_code().as_u16(), &body)
-    });
+    let stored = write_transaction(conn, |conn| insert_done(conn, k, err.http_status(), &body));
     match stored {
         Ok(()) => Err(err),
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => replay(conn, k),
         Err(e) => {
             log::warn!(
                 "cannot keep the {} answer of an Idempotency-Key: {e}",
-                err.status_code()
+                err.http_status()
             );
             Err(err)
         }
@@ -215,7 +141,7 @@ pub fn answer_error<T>(conn: &mut DbConn, k: &Key, err: ApiError) -> Result<Outc
 }
 
 /// The answer another request with the key committed.
-pub fn replay<T>(conn: &mut DbConn, k: &Key) -> Result<Outcome<T>, ApiError> {
+pub fn replay<T>(conn: &mut DbConn, k: &KeyedRequest) -> Result<Outcome<T>, ApiError> {
     match find(conn, k)? {
         Found::Done { status, body } => Ok(Outcome::Replayed { status, body }),
         Found::Open { .. } | Found::New => Err(in_progress(None)),
@@ -231,22 +157,31 @@ pub fn in_progress(retry_after_secs: Option<u64>) -> ApiError {
 }
 
 /// Writes a finished key row (inside the caller's transaction).
-fn insert_done(conn: &mut DbConn, k: &Key, status: u16, body: &str) -> Result<(), DieselError> {
+fn insert_done(
+    conn: &mut DbConn,
+    k: &KeyedRequest,
+    status: u16,
+    body: &str,
+) -> Result<(), DieselError> {
     insert_row(conn, k, Some((status, body))).map(drop)
 }
 
 /// Writes an unfinished key row (inside the caller's transaction) for work that spans a network
 /// call (a card charge); returns its id. A unique violation means another request has the key.
-pub fn insert_open(conn: &mut DbConn, k: &Key) -> Result<i64, DieselError> {
+pub fn insert_open(conn: &mut DbConn, k: &KeyedRequest) -> Result<i64, DieselError> {
     insert_row(conn, k, None)
 }
 
-fn insert_row(conn: &mut DbConn, k: &Key, answer: Option<(u16, &str)>) -> Result<i64, DieselError> {
+fn insert_row(
+    conn: &mut DbConn,
+    k: &KeyedRequest,
+    answer: Option<(u16, &str)>,
+) -> Result<i64, DieselError> {
     forget_expired(conn, k)?;
     diesel::insert_into(idempotency_keys::table)
         .values((
             idempotency_keys::scope.eq(&k.scope),
-            idempotency_keys::key.eq(&k.key),
+            idempotency_keys::key.eq(k.key.as_str()),
             idempotency_keys::request_hash.eq(&k.hash),
             idempotency_keys::status_code.eq(answer.map(|(status, _)| i32::from(status))),
             idempotency_keys::response_body.eq(answer.map(|(_, body)| body)),
@@ -257,11 +192,11 @@ fn insert_row(conn: &mut DbConn, k: &Key, answer: Option<(u16, &str)>) -> Result
 }
 
 /// A key past its retention is free again: its old row gives way to the new one.
-fn forget_expired(conn: &mut DbConn, k: &Key) -> Result<(), DieselError> {
+fn forget_expired(conn: &mut DbConn, k: &KeyedRequest) -> Result<(), DieselError> {
     diesel::delete(
         idempotency_keys::table
             .filter(idempotency_keys::scope.eq(&k.scope))
-            .filter(idempotency_keys::key.eq(&k.key))
+            .filter(idempotency_keys::key.eq(k.key.as_str()))
             .filter(idempotency_keys::created_at.lt(retention_cutoff())),
     )
     .execute(conn)?;
@@ -320,18 +255,4 @@ pub fn purge_expired(conn: &mut DbConn, limit: i64) -> Result<usize, ApiError> {
         diesel::delete(idempotency_keys::table.filter(idempotency_keys::id.eq_any(&ids)))
             .execute(conn)?,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_hash_ignores_key_order_and_spacing() {
-        let a: Value = serde_json::from_str(r#"{"b": [1, {"y": 2, "x": 1}], "a": "s"}"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{"a":"s","b":[1,{"x":1,"y":2}]}"#).unwrap();
-        assert_eq!(request_hash(&a).unwrap(), request_hash(&b).unwrap());
-        let c: Value = serde_json::from_str(r#"{"a":"s","b":[{"x":1,"y":2},1]}"#).unwrap();
-        assert_ne!(request_hash(&a).unwrap(), request_hash(&c).unwrap());
-    }
 }
