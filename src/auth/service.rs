@@ -71,9 +71,9 @@ pub fn create_user(
 /// Creates an account and returns its view (see [`create_user`]).
 pub fn create_account(conn: &mut DbConn, account: &NewAccount<'_>) -> Result<UserView, ApiError> {
     let (email, hash) = prepare_account(account)?;
-    write_transaction(conn, |conn| {
-        let id = insert_account(conn, account, &email, &hash)?;
-        load_user(conn, id)
+    write_transaction(conn, |tx| {
+        let id = insert_account(tx, account, &email, &hash)?;
+        load_user(tx, id)
     })
 }
 
@@ -85,11 +85,11 @@ pub fn register(
     refresh_ttl: Duration,
 ) -> Result<Session, ApiError> {
     let (email, hash) = prepare_account(account)?;
-    write_transaction(conn, |conn| {
-        let id = insert_account(conn, account, &email, &hash)?;
-        let refresh_token = insert_refresh_token(conn, id, &new_family(), refresh_ttl)?;
+    write_transaction(conn, |tx| {
+        let id = insert_account(tx, account, &email, &hash)?;
+        let refresh_token = insert_refresh_token(tx, id, &new_family(), refresh_ttl)?;
         Ok(Session {
-            user: load_user(conn, id)?,
+            user: load_user(tx, id)?,
             refresh_token,
         })
     })
@@ -192,10 +192,10 @@ pub fn login(
         }
     };
     let user_id = user_id.ok_or_else(|| ApiError::Unauthorized(INVALID_CREDENTIALS.into()))?;
-    write_transaction(conn, |conn| {
-        let refresh_token = insert_refresh_token(conn, user_id, &new_family(), refresh_ttl)?;
+    write_transaction(conn, |tx| {
+        let refresh_token = insert_refresh_token(tx, user_id, &new_family(), refresh_ttl)?;
         Ok(Session {
-            user: load_user(conn, user_id)?,
+            user: load_user(tx, user_id)?,
             refresh_token,
         })
     })
@@ -222,11 +222,11 @@ enum Refusal {
 /// though the request fails.
 pub fn refresh(conn: &mut DbConn, token: &str, refresh_ttl: Duration) -> Result<Session, ApiError> {
     let hash = hash_refresh_token(token);
-    let outcome = write_transaction(conn, |conn| -> Result<_, ApiError> {
+    let outcome = write_transaction(conn, |tx| -> Result<_, ApiError> {
         let Some(row) = refresh_tokens::table
             .filter(refresh_tokens::token_hash.eq(&hash))
             .select(RefreshTokenRow::as_select())
-            .first(conn)
+            .first(tx.conn())
             .optional()?
         else {
             return Ok(Err((Refusal::Unknown, None)));
@@ -236,7 +236,7 @@ pub fn refresh(conn: &mut DbConn, token: &str, refresh_ttl: Duration) -> Result<
             return Ok(Err((Refusal::Revoked, Some(row))));
         }
         if row.rotated_at.is_some() {
-            revoke_family(conn, &row.family, at)?;
+            revoke_family(tx, &row.family, at)?;
             return Ok(Err((Refusal::Reused, Some(row))));
         }
         if row.expires_at <= at {
@@ -245,7 +245,7 @@ pub fn refresh(conn: &mut DbConn, token: &str, refresh_ttl: Duration) -> Result<
         let active = users::table
             .find(row.user_id)
             .select(users::active)
-            .first::<bool>(conn)
+            .first::<bool>(tx.conn())
             .optional()?;
         if active != Some(true) {
             return Ok(Err((Refusal::Inactive, Some(row))));
@@ -257,16 +257,16 @@ pub fn refresh(conn: &mut DbConn, token: &str, refresh_ttl: Duration) -> Result<
                 .filter(refresh_tokens::revoked_at.is_null()),
         )
         .set(refresh_tokens::rotated_at.eq(at))
-        .execute(conn)?;
+        .execute(tx.conn())?;
         if rotated == 0 {
             // A concurrent refresh of the same token committed first (PostgreSQL re-checks the
             // condition after waiting for its row lock).
-            revoke_family(conn, &row.family, at)?;
+            revoke_family(tx, &row.family, at)?;
             return Ok(Err((Refusal::Reused, Some(row))));
         }
-        let refresh_token = insert_refresh_token(conn, row.user_id, &row.family, refresh_ttl)?;
+        let refresh_token = insert_refresh_token(tx, row.user_id, &row.family, refresh_ttl)?;
         Ok(Ok(Session {
-            user: load_user(conn, row.user_id)?,
+            user: load_user(tx, row.user_id)?,
             refresh_token,
         }))
     })?;
@@ -290,15 +290,15 @@ pub fn refresh(conn: &mut DbConn, token: &str, refresh_ttl: Duration) -> Result<
 /// unknown or belongs to someone else is ignored, so that the answer never confirms whose it is.
 pub fn logout(conn: &mut DbConn, user_id: i64, token: &str) -> Result<(), ApiError> {
     let hash = hash_refresh_token(token);
-    write_transaction(conn, |conn| {
+    write_transaction(conn, |tx| {
         let family = refresh_tokens::table
             .filter(refresh_tokens::token_hash.eq(&hash))
             .filter(refresh_tokens::user_id.eq(user_id))
             .select(refresh_tokens::family)
-            .first::<String>(conn)
+            .first::<String>(tx.conn())
             .optional()?;
         if let Some(family) = family {
-            revoke_family(conn, &family, now())?;
+            revoke_family(tx, &family, now())?;
         }
         Ok(())
     })
@@ -478,11 +478,11 @@ pub fn update_user(
             "send at least one of `role` and `active`",
         ));
     }
-    write_transaction(conn, |conn| {
+    write_transaction(conn, |tx| {
         let current = users::table
             .find(target_id)
             .select(users::role)
-            .first::<String>(conn)
+            .first::<String>(tx.conn())
             .optional()?
             .ok_or_else(|| no_such_user(target_id))?;
         let current = Role::parse(&current)
@@ -516,11 +516,11 @@ pub fn update_user(
                 active,
                 updated_at: at,
             })
-            .execute(conn)?;
+            .execute(tx.conn())?;
         if active == Some(false) {
-            revoke_all_of_user(conn, target_id, at)?;
+            revoke_all_of_user(tx, target_id, at)?;
         }
-        load_user(conn, target_id)
+        load_user(tx, target_id)
     })
 }
 

@@ -116,7 +116,7 @@ pub fn create_author(conn: &mut DbConn, input: &NewAuthor) -> Result<AuthorView,
         .map(str::trim)
         .filter(|b| !b.is_empty());
     let at = now();
-    let id = write_transaction(conn, |conn| {
+    let id = write_transaction(conn, |tx| {
         diesel::insert_into(authors::table)
             .values((
                 authors::name.eq(&name),
@@ -125,7 +125,7 @@ pub fn create_author(conn: &mut DbConn, input: &NewAuthor) -> Result<AuthorView,
                 authors::updated_at.eq(at),
             ))
             .returning(authors::id)
-            .get_result::<i64>(conn)
+            .get_result::<i64>(tx.conn())
     })?;
     get_author(conn, id)
 }
@@ -136,8 +136,8 @@ pub fn update_author(
     patch: &AuthorPatch,
 ) -> Result<AuthorView, ApiError> {
     let name = patch.name.as_deref().map(clean_name).transpose()?;
-    write_transaction(conn, |conn| {
-        let current = row(conn, id)?;
+    write_transaction(conn, |tx| {
+        let current = row(tx, id)?;
         let bio = match &patch.bio {
             Some(b) => b
                 .as_deref()
@@ -153,9 +153,9 @@ pub fn update_author(
                 authors::bio.eq(bio),
                 authors::updated_at.eq(now()),
             ))
-            .execute(conn)?;
+            .execute(tx.conn())?;
         if renamed {
-            search::reindex(conn, Reindex::BooksOfAuthor(id))?;
+            search::reindex(tx, Reindex::BooksOfAuthor(id))?;
         }
         Ok::<_, ApiError>(())
     })?;
@@ -164,15 +164,15 @@ pub fn update_author(
 
 /// An author credited on any book cannot be deleted (409).
 pub fn delete_author(conn: &mut DbConn, id: i64) -> Result<(), ApiError> {
-    write_transaction(conn, |conn| {
-        row(conn, id)?;
-        let books = book_count(conn, id)?;
+    write_transaction(conn, |tx| {
+        row(tx, id)?;
+        let books = book_count(tx, id)?;
         if books > 0 {
             return Err(ApiError::Conflict(format!(
                 "the author is credited on {books} book(s); remove those credits first"
             )));
         }
-        diesel::delete(authors::table.find(id)).execute(conn)?;
+        diesel::delete(authors::table.find(id)).execute(tx.conn())?;
         Ok(())
     })
 }

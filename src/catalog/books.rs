@@ -413,18 +413,18 @@ pub fn create_book(
     reorder_point: i64,
 ) -> Result<BookView, ApiError> {
     let fields = input.fields().validate().map_err(ApiError::Validation)?;
-    let id = write_transaction(conn, |conn| {
-        check_links_exist(conn, &input.authors, &input.category_ids)?;
-        ensure_isbn_free(conn, &fields.isbn, None)?;
-        let id = insert_book(conn, &fields, reorder_point)?;
+    let id = write_transaction(conn, |tx| {
+        check_links_exist(tx, &input.authors, &input.category_ids)?;
+        ensure_isbn_free(tx, &fields.isbn, None)?;
+        let id = insert_book(tx, &fields, reorder_point)?;
         write_links(
-            conn,
+            tx,
             id,
             Links::New,
             Some(&input.authors),
             Some(&input.category_ids),
         )?;
-        search::reindex(conn, Reindex::Book(id))?;
+        search::reindex(tx, Reindex::Book(id))?;
         Ok::<_, ApiError>(id)
     })?;
     get_book(conn, id, currency)
@@ -439,11 +439,11 @@ pub fn update_book(
     patch: &BookPatch,
     currency: &str,
 ) -> Result<BookView, ApiError> {
-    write_transaction(conn, |conn| {
+    write_transaction(conn, |tx| {
         let row: BookRow = books::table
             .find(id)
             .select(BookRow::as_select())
-            .first(conn)
+            .first(tx.conn())
             .optional()?
             .ok_or_else(|| not_found(id))?;
         let expected_version = expected_version.unwrap_or(row.version);
@@ -455,22 +455,22 @@ pub fn update_book(
             .validate()
             .map_err(ApiError::Validation)?;
         check_links_exist(
-            conn,
+            tx,
             patch.authors.as_deref().unwrap_or_default(),
             patch.category_ids.as_deref().unwrap_or_default(),
         )?;
-        ensure_isbn_free(conn, &fields.isbn, Some(id))?;
-        if !overwrite_book(conn, id, expected_version, &fields)? {
+        ensure_isbn_free(tx, &fields.isbn, Some(id))?;
+        if !overwrite_book(tx, id, expected_version, &fields)? {
             return Err(stale(expected_version));
         }
         write_links(
-            conn,
+            tx,
             id,
             Links::Replace,
             patch.authors.as_deref(),
             patch.category_ids.as_deref(),
         )?;
-        search::reindex(conn, Reindex::Book(id))?;
+        search::reindex(tx, Reindex::Book(id))?;
         Ok(())
     })?;
     get_book(conn, id, currency)
@@ -509,26 +509,26 @@ fn has_history(conn: &mut DbConn, book_id: i64) -> Result<bool, ApiError> {
 }
 
 pub fn delete_book(conn: &mut DbConn, id: i64, currency: &str) -> Result<Removal, ApiError> {
-    let archived = write_transaction(conn, |conn| {
+    let archived = write_transaction(conn, |tx| {
         let version: i32 = books::table
             .find(id)
             .select(books::version)
-            .first(conn)
+            .first(tx.conn())
             .optional()?
             .ok_or_else(|| not_found(id))?;
-        if has_history(conn, id)? {
+        if has_history(tx, id)? {
             diesel::update(books::table.find(id))
                 .set((
                     books::status.eq(BookStatus::Archived.as_str()),
                     books::version.eq(version + 1),
                     books::updated_at.eq(now()),
                 ))
-                .execute(conn)?;
-            search::reindex(conn, Reindex::Book(id))?;
+                .execute(tx.conn())?;
+            search::reindex(tx, Reindex::Book(id))?;
             return Ok::<_, ApiError>(true);
         }
-        search::unindex(conn, id)?;
-        diesel::delete(books::table.find(id)).execute(conn)?;
+        search::unindex(tx, id)?;
+        diesel::delete(books::table.find(id)).execute(tx.conn())?;
         Ok(false)
     })?;
     if archived {

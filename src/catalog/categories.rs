@@ -148,9 +148,9 @@ pub fn create_category(conn: &mut DbConn, input: &NewCategory) -> Result<Categor
         .as_deref()
         .map(str::trim)
         .filter(|d| !d.is_empty());
-    let id = write_transaction(conn, |conn| {
-        ensure_parent_exists(conn, input.parent_id)?;
-        ensure_name_free(conn, &name, input.parent_id, None)?;
+    let id = write_transaction(conn, |tx| {
+        ensure_parent_exists(tx, input.parent_id)?;
+        ensure_name_free(tx, &name, input.parent_id, None)?;
         let at = now();
         Ok::<_, ApiError>(
             diesel::insert_into(categories::table)
@@ -162,7 +162,7 @@ pub fn create_category(conn: &mut DbConn, input: &NewCategory) -> Result<Categor
                     categories::updated_at.eq(at),
                 ))
                 .returning(categories::id)
-                .get_result::<i64>(conn)?,
+                .get_result::<i64>(tx.conn())?,
         )
     })?;
     get_category(conn, id)
@@ -195,12 +195,12 @@ pub fn update_category(
     patch: &CategoryPatch,
 ) -> Result<CategoryView, ApiError> {
     let name = patch.name.as_deref().map(clean_name).transpose()?;
-    write_transaction(conn, |conn| {
-        let current = row(conn, id)?;
+    write_transaction(conn, |tx| {
+        let current = row(tx, id)?;
         let parent_id = patch.parent_id.unwrap_or(current.parent_id);
         if let Some(parent) = parent_id {
-            ensure_parent_exists(conn, Some(parent))?;
-            if is_in_subtree(conn, id, parent)? {
+            ensure_parent_exists(tx, Some(parent))?;
+            if is_in_subtree(tx, id, parent)? {
                 return Err(ApiError::invalid(
                     "parent_id",
                     "cannot be the category itself or one of its sub-categories",
@@ -208,7 +208,7 @@ pub fn update_category(
             }
         }
         let name = name.unwrap_or(current.name);
-        ensure_name_free(conn, &name, parent_id, Some(id))?;
+        ensure_name_free(tx, &name, parent_id, Some(id))?;
         let description = match &patch.description {
             Some(d) => d
                 .as_deref()
@@ -224,7 +224,7 @@ pub fn update_category(
                 categories::parent_id.eq(parent_id),
                 categories::updated_at.eq(now()),
             ))
-            .execute(conn)?;
+            .execute(tx.conn())?;
         Ok::<_, ApiError>(())
     })?;
     get_category(conn, id)
@@ -232,9 +232,9 @@ pub fn update_category(
 
 /// Refuses (409) while the category has sub-categories or books.
 pub fn delete_category(conn: &mut DbConn, id: i64) -> Result<(), ApiError> {
-    write_transaction(conn, |conn| {
-        let current = row(conn, id)?;
-        let view = view(conn, current)?;
+    write_transaction(conn, |tx| {
+        let current = row(tx, id)?;
+        let view = view(tx, current)?;
         if !view.children.is_empty() {
             return Err(ApiError::Conflict(format!(
                 "the category has {} sub-categories; move or delete them first",
@@ -247,7 +247,7 @@ pub fn delete_category(conn: &mut DbConn, id: i64) -> Result<(), ApiError> {
                 view.book_count
             )));
         }
-        diesel::delete(categories::table.find(id)).execute(conn)?;
+        diesel::delete(categories::table.find(id)).execute(tx.conn())?;
         Ok(())
     })
 }

@@ -475,13 +475,12 @@ pub fn import_csv(
         }
     }
 
-    let (created, updated) = write_transaction(conn, |conn| {
+    let (created, updated) = write_transaction(conn, |tx| {
         let mut resolver = Resolver::default();
         let (mut created, mut updated) = (0u64, 0u64);
         for row in &rows {
             // A savepoint per row: a row the database refuses is reported, the rest still land.
-            match conn.transaction(|conn| upsert(conn, &mut resolver, row, &absent, reorder_point))
-            {
+            match tx.transaction(|tx| upsert(tx, &mut resolver, row, &absent, reorder_point)) {
                 Ok(Upserted::Created) => created += 1,
                 Ok(Upserted::Updated) => updated += 1,
                 Err(ApiError::Internal(cause)) => return Err(ApiError::Internal(cause)),

@@ -2,13 +2,13 @@
 //! the transaction helper that every write goes through.
 
 pub mod schema;
+mod transaction;
+
+pub use transaction::{write_transaction, WriteTx};
 
 use crate::config::{sqlite_path, Backend};
 use crate::error::ApiError;
-use diesel::connection::{
-    AnsiTransactionManager, Instrumentation, InstrumentationEvent, SimpleConnection,
-    TransactionManager,
-};
+use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
 use diesel::prelude::*;
 use diesel::r2d2;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -246,114 +246,6 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<Vec<String>, String> {
     }
 }
 
-/// SQLite lets one connection write at a time; a writer that finds the lock taken sleeps in
-/// `busy_timeout`'s steps (up to 100 ms) and does not wake when the lock is released. Writers of
-/// this process therefore queue here first, where the next one wakes as soon as the previous
-/// commits: measured on the order benchmark, this removes the 50–90 ms tail of waiting writers.
-/// It guards every SQLite database of the process (a server opens one; a test binary opens many,
-/// whose writes then take turns, which costs little). Other processes writing the same file still
-/// meet `busy_timeout`.
-static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-thread_local! {
-    /// What [`after_commit`] asked to run once this thread's write transaction commits.
-    static ON_COMMIT: std::cell::RefCell<Vec<fn()>> = const { std::cell::RefCell::new(Vec::new()) };
-    /// The serial number of the write transaction in progress on this thread.
-    static CURRENT: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
-}
-
-/// Numbers write transactions, process-wide, for [`current_write_transaction`].
-static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-
-/// A number naming the [`write_transaction`] in progress on this thread (`None` outside one),
-/// never reused: the key of what may be cached for the length of one transaction, such as the
-/// webhook endpoints that its events go to.
-pub fn current_write_transaction() -> Option<u64> {
-    CURRENT.with(std::cell::Cell::get)
-}
-
-/// Runs `hook` once the [`write_transaction`] in progress on this thread commits, and never if it
-/// rolls back: for signals that must not overtake the data they announce, such as waking the
-/// webhook worker, which on PostgreSQL would otherwise look before the new event is visible and
-/// then sleep until its next poll. Called outside a `write_transaction`, the hook is dropped when
-/// the next one begins.
-pub fn after_commit(hook: fn()) {
-    ON_COMMIT.with(|hooks| hooks.borrow_mut().push(hook));
-}
-
-/// Gives this thread's write transaction a new number until dropped (even by a panic), so that
-/// nothing cached for the transaction outlives it.
-struct Numbered;
-
-impl Numbered {
-    fn enter() -> Numbered {
-        let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        CURRENT.with(|current| current.set(Some(serial)));
-        Numbered
-    }
-}
-
-impl Drop for Numbered {
-    fn drop(&mut self) {
-        CURRENT.with(|current| current.set(None));
-    }
-}
-
-fn take_commit_hooks() -> Vec<fn()> {
-    ON_COMMIT.with(|hooks| std::mem::take(&mut *hooks.borrow_mut()))
-}
-
-/// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite (after taking this process's
-/// writer turn, see [`SQLITE_WRITER`]), so that the write lock is taken up front and concurrent
-/// writers queue instead of failing when a read upgrades to a write; a plain `BEGIN` on
-/// PostgreSQL. Commits on `Ok`, rolls back on `Err`.
-///
-/// Use it at the top level only; nested work inside `f` can use `conn.transaction` (a savepoint).
-pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
-where
-    F: FnOnce(&mut DbConn) -> Result<T, E>,
-    E: From<diesel::result::Error>,
-{
-    type Manager = <DbConn as Connection>::TransactionManager;
-    take_commit_hooks();
-    let _writer_turn = match conn {
-        DbConn::Sqlite(inner) => {
-            // A poisoned lock only means another writer panicked; the database rolled it back.
-            let turn = SQLITE_WRITER
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
-            Some(turn)
-        }
-        DbConn::Pg(_) => {
-            Manager::begin_transaction(conn)?;
-            None
-        }
-    };
-    let outcome = {
-        let _numbered = Numbered::enter();
-        f(conn)
-    };
-    let hooks = take_commit_hooks();
-    match outcome {
-        Ok(value) => match Manager::commit_transaction(conn) {
-            Ok(()) => {
-                hooks.into_iter().for_each(|hook| hook());
-                Ok(value)
-            }
-            Err(commit_error) => {
-                // The commit failed (e.g. a deferred constraint); the transaction is still open.
-                let _ = Manager::rollback_transaction(conn);
-                Err(commit_error.into())
-            }
-        },
-        Err(error) => {
-            Manager::rollback_transaction(conn)?;
-            Err(error)
-        }
-    }
-}
-
 /// Runs blocking database work on actix's blocking pool with a pooled connection.
 pub async fn run<T, F>(pool: &Pool, f: F) -> Result<T, ApiError>
 where
@@ -366,15 +258,6 @@ where
         f(&mut conn)
     })
     .await?
-}
-
-/// Whether `conn` is inside a transaction: the functions that must share their caller's
-/// transaction (stock changes, outbox writes) check it and refuse to run alone.
-pub fn in_transaction(conn: &mut DbConn) -> Result<bool, crate::error::ApiError> {
-    type Manager = <DbConn as Connection>::TransactionManager;
-    Ok(Manager::transaction_manager_status_mut(conn)
-        .transaction_depth()?
-        .is_some())
 }
 
 /// Numbers the bind parameters of a hand-written statement: `$1, $2, …` on PostgreSQL, `?` on
@@ -414,66 +297,4 @@ impl Placeholders {
 /// Current UTC time without offset, the form every timestamp column stores.
 pub fn now() -> chrono::NaiveDateTime {
     chrono::Utc::now().naive_utc()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    static RAN: AtomicUsize = AtomicUsize::new(0);
-
-    fn count() {
-        RAN.fetch_add(1, Ordering::SeqCst);
-    }
-
-    #[test]
-    fn commit_hooks_run_after_a_commit_only() {
-        let mut conn = DbConn::Sqlite(
-            diesel::SqliteConnection::establish(":memory:").expect("in-memory database"),
-        );
-        let committed: Result<(), ApiError> = write_transaction(&mut conn, |_| {
-            after_commit(count);
-            after_commit(count);
-            assert_eq!(RAN.load(Ordering::SeqCst), 0, "not before the commit");
-            Ok(())
-        });
-        assert!(committed.is_ok());
-        assert_eq!(RAN.load(Ordering::SeqCst), 2);
-
-        let rolled_back: Result<(), ApiError> = write_transaction(&mut conn, |_| {
-            after_commit(count);
-            Err(ApiError::internal("roll back"))
-        });
-        assert!(rolled_back.is_err());
-        // A hook left by work outside a write transaction does not ride on the next one.
-        after_commit(count);
-        let empty: Result<(), ApiError> = write_transaction(&mut conn, |_| Ok(()));
-        assert!(empty.is_ok());
-        assert_eq!(RAN.load(Ordering::SeqCst), 2);
-    }
-
-    #[test]
-    fn each_write_transaction_has_its_own_number() {
-        let mut conn = DbConn::Sqlite(
-            diesel::SqliteConnection::establish(":memory:").expect("in-memory database"),
-        );
-        let number = |conn: &mut DbConn| {
-            write_transaction(conn, |_| {
-                Ok::<_, ApiError>(current_write_transaction().expect("inside"))
-            })
-            .expect("commits")
-        };
-        assert_eq!(current_write_transaction(), None);
-        let (first, second) = (number(&mut conn), number(&mut conn));
-        assert_ne!(first, second);
-        assert_eq!(current_write_transaction(), None);
-
-        // Not even a panic inside leaves the number behind.
-        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            write_transaction(&mut conn, |_| -> Result<(), ApiError> { panic!("inside") })
-        }));
-        assert!(panicked.is_err());
-        assert_eq!(current_write_transaction(), None);
-    }
 }

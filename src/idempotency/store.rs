@@ -126,7 +126,7 @@ pub fn answer_error<T>(
         return Err(err);
     }
     let body = serde_json::to_string(&err.to_problem()).map_err(ApiError::internal)?;
-    let stored = write_transaction(conn, |conn| insert_done(conn, k, err.http_status(), &body));
+    let stored = write_transaction(conn, |tx| insert_done(tx, k, err.http_status(), &body));
     match stored {
         Ok(()) => Err(err),
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => replay(conn, k),

@@ -10,7 +10,7 @@
 
 use crate::catalog::model::utc;
 use crate::db::schema::{books, stock_alerts, stock_levels};
-use crate::db::{now, write_transaction, DbConn};
+use crate::db::{now, write_transaction, DbConn, WriteTx};
 use crate::error::ApiError;
 use crate::http::{Page, PageParams};
 use crate::inventory::model::StockLevelRow;
@@ -146,17 +146,17 @@ pub struct AlertQuery {
 
 /// Opens or resolves the book's alert after a change to its level, inside the change's
 /// transaction; `level` is the row as the change left it.
-pub fn evaluate(conn: &mut DbConn, level: &StockLevelRow) -> Result<(), ApiError> {
+pub fn evaluate(tx: &mut WriteTx<'_>, level: &StockLevelRow) -> Result<(), ApiError> {
     let available = level.on_hand - level.reserved;
     let low = available <= level.reorder_point;
     match (low, level.alert_id) {
-        (true, None) => open(conn, level, available),
-        (false, Some(alert_id)) => resolve(conn, level.book_id, alert_id),
+        (true, None) => open(tx, level, available),
+        (false, Some(alert_id)) => resolve(tx, level.book_id, alert_id),
         _ => Ok(()),
     }
 }
 
-fn open(conn: &mut DbConn, level: &StockLevelRow, available: i64) -> Result<(), ApiError> {
+fn open(tx: &mut WriteTx<'_>, level: &StockLevelRow, available: i64) -> Result<(), ApiError> {
     let at = now();
     let id: i64 = diesel::insert_into(stock_alerts::table)
         .values((
@@ -169,12 +169,12 @@ fn open(conn: &mut DbConn, level: &StockLevelRow, available: i64) -> Result<(), 
             stock_alerts::opened_at.eq(at),
         ))
         .returning(stock_alerts::id)
-        .get_result(conn)?;
+        .get_result(tx.conn())?;
     diesel::update(stock_levels::table.find(level.book_id))
         .set(stock_levels::alert_id.eq(Some(id)))
-        .execute(conn)?;
+        .execute(tx.conn())?;
     outbox::emit(
-        conn,
+        tx,
         EventType::LowStock,
         serde_json::json!({
             "alert_id": id,
@@ -271,7 +271,7 @@ pub fn list_alerts(conn: &mut DbConn, query: &AlertQuery) -> Result<Page<AlertVi
 /// Marks an open alert as seen by `user_id`. Acknowledging it again changes nothing; a resolved
 /// alert cannot be acknowledged (409).
 pub fn acknowledge(conn: &mut DbConn, id: i64, user_id: i64) -> Result<AlertView, ApiError> {
-    write_transaction(conn, |conn| {
+    write_transaction(conn, |tx| {
         let updated = diesel::update(
             stock_alerts::table
                 .filter(stock_alerts::id.eq(id))
@@ -282,8 +282,8 @@ pub fn acknowledge(conn: &mut DbConn, id: i64, user_id: i64) -> Result<AlertView
             stock_alerts::acknowledged_at.eq(now()),
             stock_alerts::acknowledged_by.eq(user_id),
         ))
-        .execute(conn)?;
-        let alert = load(conn, id)?;
+        .execute(tx.conn())?;
+        let alert = load(tx, id)?;
         if updated == 0 && alert.status == AlertStatus::Resolved {
             return Err(ApiError::Conflict(format!(
                 "alert {id} is already resolved: stock went back above the reorder point"

@@ -99,11 +99,11 @@ pub fn create_receipt(
     let note = clean(input.note.as_deref());
     let book_ids: Vec<i64> = input.lines.iter().map(|l| l.book_id).collect();
     let at = now();
-    write_transaction(conn, |conn| {
+    write_transaction(conn, |tx| {
         let known: HashSet<i64> = books::table
             .filter(books::id.eq_any(&book_ids))
             .select(books::id)
-            .load::<i64>(conn)?
+            .load::<i64>(tx.conn())?
             .into_iter()
             .collect();
         let unknown: Vec<FieldError> = book_ids
@@ -128,7 +128,7 @@ pub fn create_receipt(
                 stock_receipts::created_at.eq(at),
             ))
             .returning(stock_receipts::id)
-            .get_result(conn)?;
+            .get_result(tx.conn())?;
         let reference = format!("receipt:{id}");
         // Rows are locked in book id order, so that concurrent receipts (and, later, orders)
         // touching the same books cannot deadlock on PostgreSQL.
@@ -138,7 +138,7 @@ pub fn create_receipt(
         for i in order {
             let line = &input.lines[i];
             let (_, movement) = stock::apply_movement(
-                conn,
+                tx,
                 &Movement {
                     book_id: line.book_id,
                     quantity: line.quantity,
@@ -153,7 +153,7 @@ pub fn create_receipt(
             )?;
             movement_ids[i] = movement.id;
         }
-        let mut levels = load_levels(conn, &book_ids)?;
+        let mut levels = load_levels(tx, &book_ids)?;
         let levels = book_ids
             .iter()
             .map(|id| levels.remove(id).ok_or_else(|| not_found(*id)))
@@ -182,7 +182,7 @@ pub fn create_receipt(
             levels,
             created_at: crate::catalog::model::utc(at),
         };
-        after(conn, &receipt)?;
+        after(tx, &receipt)?;
         Ok(receipt)
     })
 }
@@ -211,11 +211,11 @@ pub fn create_adjustment(
 ) -> Result<AdjustmentView, ApiError> {
     check_adjustment(input)?;
     let note = clean(input.note.as_deref());
-    write_transaction(conn, |conn| {
+    write_transaction(conn, |tx| {
         let exists = books::table
             .find(input.book_id)
             .select(books::id)
-            .first::<i64>(conn)
+            .first::<i64>(tx.conn())
             .optional()?
             .is_some();
         if !exists {
@@ -225,7 +225,7 @@ pub fn create_adjustment(
             ));
         }
         let (_, movement) = stock::apply_movement(
-            conn,
+            tx,
             &Movement {
                 book_id: input.book_id,
                 quantity: input.quantity,
@@ -240,7 +240,7 @@ pub fn create_adjustment(
         )?;
         Ok(AdjustmentView {
             movement: movement.into(),
-            level: get_level(conn, input.book_id)?,
+            level: get_level(tx, input.book_id)?,
         })
     })
 }
@@ -253,11 +253,11 @@ pub fn update_level(
     expected_version: Option<i32>,
     patch: &LevelPatch,
 ) -> Result<StockLevelView, ApiError> {
-    write_transaction(conn, |conn| {
+    write_transaction(conn, |tx| {
         let current: StockLevelRow = stock_levels::table
             .find(book_id)
             .select(StockLevelRow::as_select())
-            .first(conn)
+            .first(tx.conn())
             .optional()?
             .ok_or_else(|| not_found(book_id))?;
         let expected = expected_version.unwrap_or(current.version);
@@ -276,7 +276,7 @@ pub fn update_level(
             stock_levels::version.eq(expected + 1),
             stock_levels::updated_at.eq(now()),
         ))
-        .execute(conn)?;
+        .execute(tx.conn())?;
         if updated != 1 {
             return Err(stale(expected));
         }
@@ -284,9 +284,9 @@ pub fn update_level(
         let level: StockLevelRow = stock_levels::table
             .find(book_id)
             .select(StockLevelRow::as_select())
-            .first(conn)?;
-        alerts::evaluate(conn, &level)?;
-        get_level(conn, book_id)
+            .first(tx.conn())?;
+        alerts::evaluate(tx, &level)?;
+        get_level(tx, book_id)
     })
 }
 

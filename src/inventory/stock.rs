@@ -4,7 +4,7 @@
 //! `reserved` (core invariant 1).
 
 use crate::db::schema::{books, stock_levels, stock_movements};
-use crate::db::{in_transaction, DbConn, MultiBackend, Placeholders};
+use crate::db::{DbConn, MultiBackend, Placeholders, WriteTx};
 use crate::error::ApiError;
 use crate::inventory::alerts;
 use crate::inventory::model::{MovementKind, MovementRow, StockLevelRow};
@@ -101,25 +101,20 @@ pub fn create_level(
 }
 
 /// Applies `m` to the book's `on_hand` and appends it to the ledger, both or neither: call it
-/// inside a transaction (it refuses to run outside one). The update is conditional, so that
+/// inside the caller's write transaction. The update is conditional, so that
 /// concurrent changes can never take `on_hand` below `reserved`: when it would, nothing is
 /// written and the answer is a 409 naming the book and its current stock.
 ///
 /// Returns the level after the change and the movement written.
 pub fn apply_movement(
-    conn: &mut DbConn,
+    tx: &mut WriteTx<'_>,
     m: &Movement<'_>,
 ) -> Result<(StockLevelRow, MovementRow), ApiError> {
     if m.quantity == 0 {
         return Err(ApiError::internal("a stock movement of zero"));
     }
-    if !in_transaction(conn)? {
-        return Err(ApiError::internal(
-            "apply_movement called outside a transaction",
-        ));
-    }
     if let (MovementKind::Receipt, Some(cost), true) = (m.kind, m.unit_cost_cents, m.quantity > 0) {
-        update_average_cost(conn, m.book_id, m.quantity, cost)?;
+        update_average_cost(tx, m.book_id, m.quantity, cost)?;
     }
     let level: Option<StockLevelRow> = diesel::update(
         stock_levels::table
@@ -132,13 +127,13 @@ pub fn apply_movement(
         stock_levels::updated_at.eq(m.at),
     ))
     .returning(LEVEL_COLUMNS)
-    .get_result(conn)
+    .get_result(tx.conn())
     .optional()?;
     let Some(level) = level else {
-        return Err(refusal(conn, m)?);
+        return Err(refusal(tx, m)?);
     };
-    let movement = insert_movement(conn, m)?;
-    after_change(conn, &level, m.kind.as_str(), m.quantity, m.reference)?;
+    let movement = insert_movement(tx, m)?;
+    after_change(tx, &level, m.kind.as_str(), m.quantity, m.reference)?;
     Ok((level, movement))
 }
 
@@ -156,16 +151,11 @@ pub fn apply_movement(
 /// (the others may already have been applied in it). Returns, in the order of `movements`, each
 /// book's level after the change and the movement written.
 pub fn apply_movements(
-    conn: &mut DbConn,
+    tx: &mut WriteTx<'_>,
     movements: &[Movement<'_>],
 ) -> Result<Vec<(StockLevelRow, MovementRow)>, ApiError> {
     if movements.iter().any(|m| m.quantity == 0) {
         return Err(ApiError::internal("a stock movement of zero"));
-    }
-    if !in_transaction(conn)? {
-        return Err(ApiError::internal(
-            "apply_movements called outside a transaction",
-        ));
     }
     let mut order: Vec<usize> = (0..movements.len()).collect();
     order.sort_by_key(|&i| movements[i].book_id);
@@ -179,18 +169,18 @@ pub fn apply_movements(
     let mut written: HashMap<i64, MovementRow> = HashMap::with_capacity(movements.len());
     for chunk in order.chunks(BULK_CHUNK) {
         let chunk: Vec<&Movement<'_>> = chunk.iter().map(|&i| &movements[i]).collect();
-        lock_levels(conn, &chunk)?;
-        let updated = update_levels(conn, &chunk)?;
+        lock_levels(tx, &chunk)?;
+        let updated = update_levels(tx, &chunk)?;
         if updated.len() != chunk.len() {
             let refused = chunk
                 .iter()
                 .find(|m| !updated.iter().any(|l| l.book_id == m.book_id))
                 .ok_or_else(|| ApiError::internal("a bulk stock update changed extra rows"))?;
-            return Err(refusal(conn, refused)?);
+            return Err(refusal(tx, refused)?);
         }
         levels.extend(updated.into_iter().map(|l| (l.book_id, l)));
         written.extend(
-            insert_movements(conn, &chunk)?
+            insert_movements(tx, &chunk)?
                 .into_iter()
                 .map(|m| (m.book_id, m)),
         );
@@ -204,7 +194,7 @@ pub fn apply_movements(
                 m.book_id
             )));
         };
-        alerts::evaluate(conn, &level)?;
+        alerts::evaluate(tx, &level)?;
         results.push((level, movement));
     }
     // Built only if an endpoint wants them.
@@ -212,7 +202,7 @@ pub fn apply_movements(
         .iter()
         .zip(movements)
         .map(|((level, _), m)| stock_changed(level, m.kind.as_str(), m.quantity, m.reference));
-    outbox::emit_all(conn, EventType::StockChanged, events)?;
+    outbox::emit_all(tx, EventType::StockChanged, events)?;
     Ok(results)
 }
 
@@ -328,15 +318,15 @@ fn insert_movements(
 /// `reservation` / `release` for changes to `reserved` alone; `quantity` is the signed change: to
 /// `on_hand` for a movement, to `available` for a reservation or release.
 fn after_change(
-    conn: &mut DbConn,
+    tx: &mut WriteTx<'_>,
     level: &StockLevelRow,
     cause: &str,
     quantity: i64,
     reference: Option<&str>,
 ) -> Result<(), ApiError> {
-    alerts::evaluate(conn, level)?;
+    alerts::evaluate(tx, level)?;
     outbox::emit(
-        conn,
+        tx,
         EventType::StockChanged,
         stock_changed(level, cause, quantity, reference),
     )?;
@@ -448,14 +438,11 @@ pub enum Reservation {
 /// conditional update (`reserved += q WHERE on_hand - reserved >= q`), so no sequence or
 /// concurrency of orders ever reserves more than is on hand (core invariant 1). `on_hand` and the
 /// ledger are untouched: a reservation is not a movement.
-pub fn reserve(conn: &mut DbConn, book_id: i64, quantity: i64) -> Result<Reservation, ApiError> {
+pub fn reserve(tx: &mut WriteTx<'_>, book_id: i64, quantity: i64) -> Result<Reservation, ApiError> {
     if quantity <= 0 {
         return Err(ApiError::internal(
             "a reservation of a non-positive quantity",
         ));
-    }
-    if !in_transaction(conn)? {
-        return Err(ApiError::internal("reserve called outside a transaction"));
     }
     let updated: Option<StockLevelRow> = diesel::update(
         stock_levels::table
@@ -468,16 +455,16 @@ pub fn reserve(conn: &mut DbConn, book_id: i64, quantity: i64) -> Result<Reserva
         stock_levels::updated_at.eq(crate::db::now()),
     ))
     .returning(LEVEL_COLUMNS)
-    .get_result(conn)
+    .get_result(tx.conn())
     .optional()?;
     if let Some(level) = updated {
-        after_change(conn, &level, "reservation", -quantity, None)?;
+        after_change(tx, &level, "reservation", -quantity, None)?;
         return Ok(Reservation::Reserved);
     }
     let level: Option<(i64, i64)> = stock_levels::table
         .find(book_id)
         .select((stock_levels::on_hand, stock_levels::reserved))
-        .first(conn)
+        .first(tx.conn())
         .optional()?;
     Ok(Reservation::Short {
         available: level.map_or(0, |(on_hand, reserved)| (on_hand - reserved).max(0)),
@@ -487,12 +474,9 @@ pub fn reserve(conn: &mut DbConn, book_id: i64, quantity: i64) -> Result<Reserva
 /// Gives back `quantity` reserved copies of a book (an order was cancelled or expired), inside the
 /// caller's transaction. Releasing more than is reserved means the bookkeeping is broken: an
 /// internal error, and the caller's transaction rolls back.
-pub fn release(conn: &mut DbConn, book_id: i64, quantity: i64) -> Result<(), ApiError> {
+pub fn release(tx: &mut WriteTx<'_>, book_id: i64, quantity: i64) -> Result<(), ApiError> {
     if quantity <= 0 {
         return Err(ApiError::internal("a release of a non-positive quantity"));
-    }
-    if !in_transaction(conn)? {
-        return Err(ApiError::internal("release called outside a transaction"));
     }
     let updated: Option<StockLevelRow> = diesel::update(
         stock_levels::table
@@ -505,10 +489,10 @@ pub fn release(conn: &mut DbConn, book_id: i64, quantity: i64) -> Result<(), Api
         stock_levels::updated_at.eq(crate::db::now()),
     ))
     .returning(LEVEL_COLUMNS)
-    .get_result(conn)
+    .get_result(tx.conn())
     .optional()?;
     match updated {
-        Some(level) => after_change(conn, &level, "release", quantity, None),
+        Some(level) => after_change(tx, &level, "release", quantity, None),
         None => Err(ApiError::internal(format!(
             "cannot release {quantity} copies of book {book_id}: fewer are reserved"
         ))),
@@ -521,7 +505,7 @@ pub fn release(conn: &mut DbConn, book_id: i64, quantity: i64) -> Result<(), Api
 /// `on_hand` still equals the ledger's sum and `available` is unchanged. Consuming more than is
 /// reserved means the bookkeeping is broken: an internal error, and the transaction rolls back.
 pub fn consume(
-    conn: &mut DbConn,
+    tx: &mut WriteTx<'_>,
     book_id: i64,
     quantity: i64,
     reference: &str,
@@ -531,9 +515,6 @@ pub fn consume(
         return Err(ApiError::internal(
             "a consumption of a non-positive quantity",
         ));
-    }
-    if !in_transaction(conn)? {
-        return Err(ApiError::internal("consume called outside a transaction"));
     }
     let at = crate::db::now();
     let updated: Option<StockLevelRow> = diesel::update(
@@ -549,7 +530,7 @@ pub fn consume(
         stock_levels::updated_at.eq(at),
     ))
     .returning(LEVEL_COLUMNS)
-    .get_result(conn)
+    .get_result(tx.conn())
     .optional()?;
     let Some(level) = updated else {
         return Err(ApiError::internal(format!(
@@ -557,14 +538,14 @@ pub fn consume(
         )));
     };
     after_change(
-        conn,
+        tx,
         &level,
         MovementKind::Sale.as_str(),
         -quantity,
         Some(reference),
     )?;
     insert_movement(
-        conn,
+        tx,
         &Movement {
             book_id,
             quantity: -quantity,

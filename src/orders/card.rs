@@ -195,15 +195,15 @@ fn begin(
     key: Option<&KeyedRequest>,
 ) -> Result<Attempt, Begun> {
     let mut key_taken = false;
-    let begun = write_transaction(conn, |conn| {
+    let begun = write_transaction(conn, |tx| {
         // Lock the order's row (a write that changes nothing) before looking: a concurrent
         // attempt on the order then waits for this one and sees it, instead of both charging.
         diesel::update(orders::table.filter(orders::id.eq(order_id)))
             .set(orders::version.eq(orders::version))
-            .execute(conn)?;
-        let order = visible_order(conn, user, order_id)?;
-        let due = payable(conn, user, &order)?;
-        let key_id = match key.map(|k| idempotency::insert_open(conn, k)) {
+            .execute(tx.conn())?;
+        let order = visible_order(tx, user, order_id)?;
+        let due = payable(tx, user, &order)?;
+        let key_id = match key.map(|k| idempotency::insert_open(tx, k)) {
             None => None,
             Some(Ok(id)) => Some(id),
             Some(Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))) => {
@@ -226,7 +226,7 @@ fn begin(
                 payments::idempotency_key_id.eq(key_id),
             ))
             .returning(ATTEMPT_COLUMNS)
-            .get_result(conn)?;
+            .get_result(tx.conn())?;
         Attempt::of(row, order.currency)
     });
     match begun {
@@ -268,7 +268,7 @@ fn take_over(conn: &mut DbConn, lease: Duration, key_id: i64) -> Result<Option<A
 /// Takes over processing payment `id` if its lease has run out (a conditional update: of
 /// concurrent claimers exactly one wins).
 fn claim(conn: &mut DbConn, id: i64, lease: Duration) -> Result<Option<Attempt>, ApiError> {
-    write_transaction(conn, |conn| {
+    write_transaction(conn, |tx| {
         let row: Option<AttemptRow> = diesel::update(
             payments::table
                 .filter(payments::id.eq(id))
@@ -280,7 +280,7 @@ fn claim(conn: &mut DbConn, id: i64, lease: Duration) -> Result<Option<Attempt>,
             payments::lease_token.eq(new_token()),
         ))
         .returning(ATTEMPT_COLUMNS)
-        .get_result(conn)
+        .get_result(tx.conn())
         .optional()?;
         let Some(row) = row else {
             return Ok(None);
@@ -288,7 +288,7 @@ fn claim(conn: &mut DbConn, id: i64, lease: Duration) -> Result<Option<Attempt>,
         let currency: String = orders::table
             .find(row.order_id)
             .select(orders::currency)
-            .first(conn)?;
+            .first(tx.conn())?;
         Attempt::of(row, currency).map(Some)
     })
 }
@@ -296,10 +296,10 @@ fn claim(conn: &mut DbConn, id: i64, lease: Duration) -> Result<Option<Attempt>,
 /// Ends this holder's lease now, leaving the attempt `processing`: its outcome is unknown, and a
 /// retry with the key or the next sweep settles it without waiting for the lease to run out.
 fn release_lease(conn: &mut DbConn, attempt: &Attempt) -> Result<(), ApiError> {
-    write_transaction(conn, |conn| {
+    write_transaction(conn, |tx| {
         diesel::update(fenced(attempt))
             .set(payments::lease_until.eq(now()))
-            .execute(conn)?;
+            .execute(tx.conn())?;
         Ok(())
     })
 }
@@ -372,17 +372,17 @@ fn fail(
     err: ApiError,
 ) -> Result<Outcome<PaymentResult>, ApiError> {
     let body = problem_body(&err)?;
-    let held = write_transaction(conn, |conn| {
+    let held = write_transaction(conn, |tx| {
         let updated = diesel::update(fenced(attempt))
             .set((
                 payments::status.eq(PaymentStatus::Failed.as_str()),
                 payments::failure_code.eq(code),
                 payments::lease_until.eq(None::<NaiveDateTime>),
             ))
-            .execute(conn)?;
+            .execute(tx.conn())?;
         if updated == 1 {
             if let Some(key_id) = attempt.key_id {
-                idempotency::complete(conn, key_id, err.status_code().as_u16(), &body)?;
+                idempotency::complete(tx, key_id, err.status_code().as_u16(), &body)?;
             }
         }
         Ok::<_, ApiError>(updated == 1)
@@ -408,23 +408,23 @@ fn succeed(
     charge: &ProviderCharge,
     actor: Actor,
 ) -> Result<Outcome<PaymentResult>, ApiError> {
-    let recorded = write_transaction(conn, |conn| {
+    let recorded = write_transaction(conn, |tx| {
         // The order row first: the lock order every writer of orders follows.
         let order: OrderRow = orders::table
             .find(attempt.order_id)
             .select(OrderRow::as_select())
-            .first(conn)?;
+            .first(tx.conn())?;
         let held: Option<i64> = fenced(attempt)
             .select(payments::id)
-            .first(conn)
+            .first(tx.conn())
             .optional()?;
         if held.is_none() {
             return Ok(Recorded::TakenOver);
         }
-        match still_payable(conn, &order, attempt.amount_cents, actor) {
+        match still_payable(tx, &order, attempt.amount_cents, actor) {
             Ok(()) => {
                 let updated =
-                    transition(conn, &order, OrderAction::Pay, actor, Some("paid by card"))?;
+                    transition(tx, &order, OrderAction::Pay, actor, Some("paid by card"))?;
                 let payment: PaymentRow = diesel::update(fenced(attempt))
                     .set((
                         payments::status.eq(PaymentStatus::Succeeded.as_str()),
@@ -432,14 +432,14 @@ fn succeed(
                         payments::lease_until.eq(None::<NaiveDateTime>),
                     ))
                     .returning(PAYMENT_COLUMNS)
-                    .get_result(conn)?;
+                    .get_result(tx.conn())?;
                 let result = PaymentResult {
                     payment: PaymentView::from_row(payment)?,
-                    order: view(conn, updated)?,
+                    order: view(tx, updated)?,
                 };
                 if let Some(key_id) = attempt.key_id {
                     let body = serde_json::to_string(&result).map_err(ApiError::internal)?;
-                    idempotency::complete(conn, key_id, 201, &body)?;
+                    idempotency::complete(tx, key_id, 201, &body)?;
                 }
                 Ok(Recorded::Paid(result))
             }
@@ -451,9 +451,9 @@ fn succeed(
                         payments::provider_reference.eq(&charge.reference),
                         payments::lease_until.eq(None::<NaiveDateTime>),
                     ))
-                    .execute(conn)?;
+                    .execute(tx.conn())?;
                 let refund = refunds::record_orphan_charge(
-                    conn,
+                    tx,
                     order.id,
                     Some(attempt.id),
                     &charge.reference,
@@ -462,7 +462,7 @@ fn succeed(
                 )?;
                 if let Some(key_id) = attempt.key_id {
                     let status = refusal.status_code().as_u16();
-                    idempotency::complete(conn, key_id, status, &problem_body(&refusal)?)?;
+                    idempotency::complete(tx, key_id, status, &problem_body(&refusal)?)?;
                 }
                 Ok(Recorded::NotPayable(refund, refusal))
             }
@@ -529,9 +529,9 @@ fn taken_over(
                 charge.reference,
                 attempt.id
             );
-            let refund = write_transaction(conn, |conn| {
+            let refund = write_transaction(conn, |tx| {
                 refunds::record_orphan_charge(
-                    conn,
+                    tx,
                     attempt.order_id,
                     Some(attempt.id),
                     &charge.reference,
@@ -634,17 +634,17 @@ pub fn resolve_expired(
 /// The provider never saw the attempt's charge: it fails (`abandoned`), and its key, unfinished,
 /// is forgotten so that the client's retry pays afresh.
 fn abandon(conn: &mut DbConn, attempt: &Attempt) -> Result<(), ApiError> {
-    write_transaction(conn, |conn| {
+    write_transaction(conn, |tx| {
         let updated = diesel::update(fenced(attempt))
             .set((
                 payments::status.eq(PaymentStatus::Failed.as_str()),
                 payments::failure_code.eq("abandoned"),
                 payments::lease_until.eq(None::<NaiveDateTime>),
             ))
-            .execute(conn)?;
+            .execute(tx.conn())?;
         if updated == 1 {
             if let Some(key_id) = attempt.key_id {
-                idempotency::release(conn, key_id)?;
+                idempotency::release(tx, key_id)?;
             }
         }
         Ok(())

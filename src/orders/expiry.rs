@@ -43,12 +43,12 @@ pub fn expire_due(conn: &mut DbConn, limit: usize) -> Result<Vec<i64>, ApiError>
         if expired.len() == limit {
             break;
         }
-        let done = write_transaction(conn, |conn| {
-            let Some(row) = next_due(conn, now())? else {
+        let done = write_transaction(conn, |tx| {
+            let Some(row) = next_due(tx, now())? else {
                 return Ok(None);
             };
             cancel_in_transaction(
-                conn,
+                tx,
                 &row,
                 OrderAction::Expire,
                 Actor::SYSTEM,

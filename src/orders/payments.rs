@@ -370,18 +370,18 @@ fn pay_at_once(
     method: PaymentMethod,
     after: &mut StoreResult<'_, PaymentResult>,
 ) -> Result<PaymentResult, ApiError> {
-    write_transaction(conn, |conn| {
+    write_transaction(conn, |tx| {
         // Visibility first, so a customer learns nothing about another customer's order.
-        let row = visible_order(conn, user, id)?;
+        let row = visible_order(tx, user, id)?;
         if method == PaymentMethod::Cash && !user.is_staff() {
             return Err(ApiError::Forbidden(
                 "cash payments are taken by staff at the counter".into(),
             ));
         }
-        let due = payable(conn, user, &row)?;
+        let due = payable(tx, user, &row)?;
         let (updated, status) = if method == PaymentMethod::Cash {
             let paid = transition(
-                conn,
+                tx,
                 &row,
                 OrderAction::Pay,
                 user.into(),
@@ -392,12 +392,12 @@ fn pay_at_once(
             let window =
                 chrono::Duration::from_std(ctx.bank_transfer_ttl).map_err(ApiError::internal)?;
             (
-                extend_expiry(conn, &row, now() + window)?,
+                extend_expiry(tx, &row, now() + window)?,
                 PaymentStatus::Pending,
             )
         };
         let payment = insert(
-            conn,
+            tx,
             user,
             id,
             &Record {
@@ -410,9 +410,9 @@ fn pay_at_once(
         )?;
         let result = PaymentResult {
             payment,
-            order: view(conn, updated)?,
+            order: view(tx, updated)?,
         };
-        after(conn, &result)?;
+        after(tx, &result)?;
         Ok(result)
     })
 }
@@ -498,23 +498,23 @@ pub fn confirm_transfer(
     order_id: i64,
     payment_id: i64,
 ) -> Result<PaymentResult, ApiError> {
-    write_transaction(conn, |conn| {
-        let row = visible_order(conn, user, order_id)?;
-        pending_transfer(conn, order_id, payment_id)?;
+    write_transaction(conn, |tx| {
+        let row = visible_order(tx, user, order_id)?;
+        pending_transfer(tx, order_id, payment_id)?;
         let updated = transition(
-            conn,
+            tx,
             &row,
             OrderAction::Pay,
             user.into(),
             Some("bank transfer confirmed"),
         )?;
-        let payment = settle_pending(conn, payment_id, PaymentStatus::Succeeded, None)?
-            .ok_or_else(|| {
+        let payment =
+            settle_pending(tx, payment_id, PaymentStatus::Succeeded, None)?.ok_or_else(|| {
                 ApiError::Conflict(format!("payment {payment_id} was settled meanwhile"))
             })?;
         Ok(PaymentResult {
             payment: PaymentView::from_row(payment)?,
-            order: view(conn, updated)?,
+            order: view(tx, updated)?,
         })
     })
 }
@@ -530,15 +530,15 @@ pub fn reject_transfer(
     order_ttl: std::time::Duration,
 ) -> Result<PaymentResult, ApiError> {
     let ttl = chrono::Duration::from_std(order_ttl).map_err(ApiError::internal)?;
-    write_transaction(conn, |conn| {
-        let row = visible_order(conn, user, order_id)?;
-        pending_transfer(conn, order_id, payment_id)?;
+    write_transaction(conn, |tx| {
+        let row = visible_order(tx, user, order_id)?;
+        pending_transfer(tx, order_id, payment_id)?;
         let status = OrderStatus::parse(&row.status)
             .ok_or_else(|| ApiError::internal(format!("order {} status {}", row.id, row.status)))?;
         state::next(status, OrderAction::Pay, true)?;
-        let updated = extend_expiry(conn, &row, now() + ttl)?;
+        let updated = extend_expiry(tx, &row, now() + ttl)?;
         let payment = settle_pending(
-            conn,
+            tx,
             payment_id,
             PaymentStatus::Failed,
             Some("transfer_rejected"),
@@ -546,7 +546,7 @@ pub fn reject_transfer(
         .ok_or_else(|| ApiError::Conflict(format!("payment {payment_id} was settled meanwhile")))?;
         Ok(PaymentResult {
             payment: PaymentView::from_row(payment)?,
-            order: view(conn, updated)?,
+            order: view(tx, updated)?,
         })
     })
 }

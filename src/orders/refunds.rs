@@ -311,7 +311,7 @@ pub(crate) fn record_orphan_charge(
 /// Claims pending refund `id` for one attempt if it is due: a conditional update, so that of
 /// concurrent claimers (replicas, a retry racing the request that planned it) exactly one wins.
 fn claim(conn: &mut DbConn, id: i64, at: NaiveDateTime) -> Result<Option<RefundRow>, ApiError> {
-    write_transaction(conn, |conn| {
+    write_transaction(conn, |tx| {
         Ok(diesel::update(
             refunds::table
                 .filter(refunds::id.eq(id))
@@ -324,7 +324,7 @@ fn claim(conn: &mut DbConn, id: i64, at: NaiveDateTime) -> Result<Option<RefundR
             refunds::updated_at.eq(at),
         ))
         .returning(refunds::all_columns)
-        .get_result(conn)
+        .get_result(tx.conn())
         .optional()?)
     })
 }
@@ -390,7 +390,7 @@ pub fn carry_out(
             )
         }
     };
-    let updated = write_transaction(conn, |conn| {
+    let updated = write_transaction(conn, |tx| {
         diesel::update(refunds::table.find(id))
             .set((
                 refunds::status.eq(status.as_str()),
@@ -400,7 +400,7 @@ pub fn carry_out(
                 refunds::updated_at.eq(at),
             ))
             .returning(refunds::all_columns)
-            .get_result::<RefundRow>(conn)
+            .get_result::<RefundRow>(tx.conn())
     })?;
     Ok(Some(updated))
 }

@@ -12,7 +12,7 @@
 use crate::auth::model::utc;
 use crate::auth::AuthUser;
 use crate::db::schema::{order_events, order_lines, orders, return_lines, returns};
-use crate::db::{now, write_transaction, DbConn};
+use crate::db::{now, write_transaction, DbConn, WriteTx};
 use crate::error::{ApiError, FieldError};
 use crate::inventory::model::MovementKind;
 use crate::inventory::stock::{self, Movement};
@@ -320,19 +320,19 @@ pub fn create_return(
             ));
         }
     }
-    let (ret, planned) = write_transaction(conn, |conn| {
-        visible_order(conn, user, order_id)?;
-        let order = lock_order(conn, order_id)?;
+    let (ret, planned) = write_transaction(conn, |tx| {
+        visible_order(tx, user, order_id)?;
+        let order = lock_order(tx, order_id)?;
         check_returnable(&order, user)?;
         if !user.is_staff() {
-            check_window(conn, &order, window)?;
+            check_window(tx, &order, window)?;
         }
-        let order_lines = lines_of(conn, &[order_id])?
+        let order_lines = lines_of(tx, &[order_id])?
             .remove(&order_id)
             .unwrap_or_default();
         let by_book: HashMap<i64, &OrderLineRow> =
             order_lines.iter().map(|l| (l.book_id, l)).collect();
-        let requested = requested_quantities(conn, order_id)?;
+        let requested = requested_quantities(tx, order_id)?;
         let mut short = Vec::new();
         let mut matched = Vec::new();
         for (i, line) in input.lines.iter().enumerate() {
@@ -388,7 +388,7 @@ pub fn create_return(
                 returns::created_at.eq(at),
             ))
             .returning(returns::all_columns)
-            .get_result(conn)?;
+            .get_result(tx.conn())?;
         let mut lines = Vec::with_capacity(matched.len());
         for (ol, q) in &matched {
             lines.push(
@@ -401,16 +401,16 @@ pub fn create_return(
                         return_lines::refund_cents.eq(ol.unit_price_cents * q),
                     ))
                     .returning(return_lines::all_columns)
-                    .get_result::<ReturnLineRow>(conn)?,
+                    .get_result::<ReturnLineRow>(tx.conn())?,
             );
         }
         let (ret, planned) = if status == ReturnStatus::Requested {
             (ret, Vec::new())
         } else {
-            receive_in_transaction(conn, &order, &ret, &lines, restock, user, None)?
+            receive_in_transaction(tx, &order, &ret, &lines, restock, user, None)?
         };
-        let committed = view(conn, ret.clone())?;
-        after(conn, &committed)?;
+        let committed = view(tx, ret.clone())?;
+        after(tx, &committed)?;
         Ok((ret, planned))
     })?;
     refunds::carry_out_planned(conn, provider, &planned);
@@ -430,7 +430,7 @@ fn refreshed(conn: &mut DbConn, id: i64) -> Result<ReturnRow, ApiError> {
 /// asked, moves the order to `partially_returned` or `returned`, plans the refund and marks the
 /// return received. Returns the return and the planned refunds.
 fn receive_in_transaction(
-    conn: &mut DbConn,
+    tx: &mut WriteTx<'_>,
     order: &OrderRow,
     ret: &ReturnRow,
     lines: &[ReturnLineRow],
@@ -449,7 +449,7 @@ fn receive_in_transaction(
                 .filter((order_lines::returned_quantity + line.quantity).le(order_lines::quantity)),
         )
         .set(order_lines::returned_quantity.eq(order_lines::returned_quantity + line.quantity))
-        .execute(conn)?;
+        .execute(tx.conn())?;
         if taken != 1 {
             return Err(ApiError::Conflict(format!(
                 "book {} of order {}: {} copies are more than were sold and not yet returned",
@@ -458,7 +458,7 @@ fn receive_in_transaction(
         }
         if restock {
             stock::apply_movement(
-                conn,
+                tx,
                 &Movement {
                     book_id: line.book_id,
                     quantity: line.quantity,
@@ -477,16 +477,16 @@ fn receive_in_transaction(
         .filter(order_lines::order_id.eq(order.id))
         .filter(order_lines::returned_quantity.lt(order_lines::quantity))
         .count()
-        .get_result(conn)?;
+        .get_result(tx.conn())?;
     let action = if outstanding == 0 {
         OrderAction::ReturnAll
     } else {
         OrderAction::ReturnPart
     };
     let event_note = format!("return {}", ret.id);
-    transition(conn, order, action, Actor::from(user), Some(&event_note))?;
+    transition(tx, order, action, Actor::from(user), Some(&event_note))?;
     let planned = refunds::plan(
-        conn,
+        tx,
         order.id,
         ret.refund_cents,
         Some(ret.id),
@@ -502,7 +502,7 @@ fn receive_in_transaction(
             returns::decided_at.eq(Some(at)),
         ))
         .returning(returns::all_columns)
-        .get_result(conn)?;
+        .get_result(tx.conn())?;
     Ok((ret, planned))
 }
 
@@ -539,17 +539,17 @@ pub fn receive_return(
         .as_deref()
         .map(str::trim)
         .filter(|n| !n.is_empty());
-    let (ret, planned) = write_transaction(conn, |conn| {
-        visible_order(conn, user, order_id)?;
-        let order = lock_order(conn, order_id)?;
-        let ret = open_request(conn, order_id, return_id)?;
+    let (ret, planned) = write_transaction(conn, |tx| {
+        visible_order(tx, user, order_id)?;
+        let order = lock_order(tx, order_id)?;
+        let ret = open_request(tx, order_id, return_id)?;
         check_returnable(&order, user)?;
         let lines: Vec<ReturnLineRow> = return_lines::table
             .filter(return_lines::return_id.eq(ret.id))
             .select(ReturnLineRow::as_select())
-            .load(conn)?;
+            .load(tx.conn())?;
         let restock = input.restock.unwrap_or(true);
-        receive_in_transaction(conn, &order, &ret, &lines, restock, user, note)
+        receive_in_transaction(tx, &order, &ret, &lines, restock, user, note)
     })?;
     refunds::carry_out_planned(conn, provider, &planned);
     view(conn, ret)
@@ -568,10 +568,10 @@ pub fn reject_return(
         .as_deref()
         .map(str::trim)
         .filter(|n| !n.is_empty());
-    let ret = write_transaction(conn, |conn| {
-        visible_order(conn, user, order_id)?;
-        lock_order(conn, order_id)?;
-        let ret = open_request(conn, order_id, return_id)?;
+    let ret = write_transaction(conn, |tx| {
+        visible_order(tx, user, order_id)?;
+        lock_order(tx, order_id)?;
+        let ret = open_request(tx, order_id, return_id)?;
         Ok::<_, ApiError>(
             diesel::update(returns::table.find(ret.id))
                 .set((
@@ -581,7 +581,7 @@ pub fn reject_return(
                     returns::decided_at.eq(Some(now())),
                 ))
                 .returning(returns::all_columns)
-                .get_result::<ReturnRow>(conn)?,
+                .get_result::<ReturnRow>(tx.conn())?,
         )
     })?;
     view(conn, ret)

@@ -4,7 +4,7 @@
 
 use crate::auth::AuthUser;
 use crate::db::schema::{books, customers, order_events, order_lines, orders};
-use crate::db::{now, write_transaction, DbConn};
+use crate::db::{now, write_transaction, DbConn, WriteTx};
 use crate::error::{ApiError, FieldError, Shortage};
 use crate::http::{Page, PageParams};
 use crate::inventory::stock::{self, Reservation};
@@ -114,12 +114,12 @@ pub fn create_order(
         .filter(|n| !n.is_empty());
     let ttl = chrono::Duration::from_std(ttl).map_err(ApiError::internal)?;
 
-    write_transaction(conn, |conn| {
+    write_transaction(conn, |tx| {
         if let (Some(id), true) = (customer_id, user.is_staff()) {
             let exists: i64 = customers::table
                 .filter(customers::id.eq(id))
                 .count()
-                .get_result(conn)?;
+                .get_result(tx.conn())?;
             if exists == 0 {
                 errors.push(FieldError::new("customer_id", "no such customer"));
             }
@@ -136,7 +136,7 @@ pub fn create_order(
                     books::status,
                 ),
             ))
-            .load::<(i64, (String, String, i64, String))>(conn)?
+            .load::<(i64, (String, String, i64, String))>(tx.conn())?
             .into_iter()
             .collect();
         for (i, line) in input.lines.iter().enumerate() {
@@ -162,7 +162,7 @@ pub fn create_order(
         let mut shortages = Vec::new();
         for line in by_book {
             if let Reservation::Short { available } =
-                stock::reserve(conn, line.book_id, line.quantity)?
+                stock::reserve(tx, line.book_id, line.quantity)?
             {
                 shortages.push(Shortage {
                     book_id: line.book_id,
@@ -204,7 +204,7 @@ pub fn create_order(
                 orders::updated_at.eq(at),
             ))
             .returning(orders::all_columns)
-            .get_result(conn)?;
+            .get_result(tx.conn())?;
         let mut lines = Vec::with_capacity(priced.len());
         for (position, (line, title, isbn, price, total)) in priced.into_iter().enumerate() {
             let line: OrderLineRow = diesel::insert_into(order_lines::table)
@@ -219,11 +219,11 @@ pub fn create_order(
                     order_lines::position.eq(position as i32),
                 ))
                 .returning(order_lines::all_columns)
-                .get_result(conn)?;
+                .get_result(tx.conn())?;
             lines.push(line);
         }
         record_event(
-            conn,
+            tx,
             &row,
             None,
             OrderStatus::PendingPayment,
@@ -234,14 +234,14 @@ pub fn create_order(
         let mut row = row;
         if let Some(method) = counter_payment {
             row = transition(
-                conn,
+                tx,
                 &row,
                 OrderAction::Pay,
                 user.into(),
                 Some("paid at the counter"),
             )?;
             payments::insert(
-                conn,
+                tx,
                 user,
                 row.id,
                 &payments::Record {
@@ -254,17 +254,17 @@ pub fn create_order(
             )?;
             if input.fulfil {
                 row = transition(
-                    conn,
+                    tx,
                     &row,
                     OrderAction::Fulfil,
                     user.into(),
                     Some("handed over at the counter"),
                 )?;
-                consume_lines(conn, row.id, &lines, user.id)?;
+                consume_lines(tx, row.id, &lines, user.id)?;
             }
         }
         let view = OrderView::from_rows(row, lines).map_err(ApiError::internal)?;
-        after(conn, &view)?;
+        after(tx, &view)?;
         Ok(view)
     })
 }
@@ -314,7 +314,7 @@ fn counter_sale(
 }
 
 fn record_event(
-    conn: &mut DbConn,
+    tx: &mut WriteTx<'_>,
     order: &OrderRow,
     from: Option<OrderStatus>,
     to: OrderStatus,
@@ -331,10 +331,10 @@ fn record_event(
             order_events::note.eq(note),
             order_events::created_at.eq(at),
         ))
-        .execute(conn)?;
+        .execute(tx.conn())?;
     if let Some(kind) = webhook_event(from, to) {
         outbox::emit(
-            conn,
+            tx,
             kind,
             serde_json::json!({
                 "order_id": order.id,
@@ -521,7 +521,7 @@ pub fn list_orders(
 /// that of concurrent attempts exactly one wins; the others get the 409 of the state machine for
 /// the status they now find. Writes the event. Returns the new row.
 pub(crate) fn transition(
-    conn: &mut DbConn,
+    tx: &mut WriteTx<'_>,
     row: &OrderRow,
     action: OrderAction,
     actor: Actor,
@@ -542,14 +542,14 @@ pub(crate) fn transition(
         orders::updated_at.eq(at),
     ))
     .returning(orders::all_columns)
-    .get_result(conn)
+    .get_result(tx.conn())
     .optional()?;
     let Some(updated) = updated else {
         // Someone else moved it first: answer for the status it has now.
         let current: String = orders::table
             .find(row.id)
             .select(orders::status)
-            .first(conn)?;
+            .first(tx.conn())?;
         let current = OrderStatus::parse(&current)
             .ok_or_else(|| ApiError::internal(format!("order {} status {current}", row.id)))?;
         return Err(match state::next(current, action, actor.is_staff) {
@@ -557,7 +557,7 @@ pub(crate) fn transition(
             Ok(_) => ApiError::Conflict("the order changed meanwhile; retry".into()),
         });
     };
-    record_event(conn, &updated, Some(from), to, actor.user_id, note, at)?;
+    record_event(tx, &updated, Some(from), to, actor.user_id, note, at)?;
     Ok(updated)
 }
 
@@ -567,20 +567,18 @@ pub(crate) fn transition(
 /// its payments' refunds planned. Returns the new row, the lines and the planned refunds (to carry
 /// out after commit).
 pub(crate) fn cancel_in_transaction(
-    conn: &mut DbConn,
+    tx: &mut WriteTx<'_>,
     row: &OrderRow,
     action: OrderAction,
     actor: Actor,
     note: Option<&str>,
 ) -> Result<(OrderRow, Vec<OrderLineRow>, Vec<RefundRow>), ApiError> {
-    let updated = transition(conn, row, action, actor, note)?;
-    let lines = lines_of(conn, &[row.id])?
-        .remove(&row.id)
-        .unwrap_or_default();
+    let updated = transition(tx, row, action, actor, note)?;
+    let lines = lines_of(tx, &[row.id])?.remove(&row.id).unwrap_or_default();
     let mut by_book: Vec<&OrderLineRow> = lines.iter().collect();
     by_book.sort_by_key(|l| l.book_id);
     for line in by_book {
-        stock::release(conn, line.book_id, line.quantity)?;
+        stock::release(tx, line.book_id, line.quantity)?;
     }
     let code = if action == OrderAction::Expire {
         "order_expired"
@@ -591,14 +589,14 @@ pub(crate) fn cancel_in_transaction(
         .filter(crate::db::schema::payments::order_id.eq(row.id))
         .filter(crate::db::schema::payments::status.eq(PaymentStatus::Pending.as_str()))
         .select(crate::db::schema::payments::id)
-        .load(conn)?;
+        .load(tx.conn())?;
     for payment_id in pending {
-        payments::settle_pending(conn, payment_id, PaymentStatus::Failed, Some(code))?;
+        payments::settle_pending(tx, payment_id, PaymentStatus::Failed, Some(code))?;
     }
     let planned = if row.status == OrderStatus::Paid.as_str() {
-        let amount = refunds::refundable_total(conn, row.id)?;
+        let amount = refunds::refundable_total(tx, row.id)?;
         refunds::plan(
-            conn,
+            tx,
             row.id,
             amount,
             None,
@@ -628,9 +626,9 @@ pub fn cancel_order(
         .as_deref()
         .map(str::trim)
         .filter(|r| !r.is_empty());
-    let (updated, lines, planned) = write_transaction(conn, |conn| {
-        let row = visible_order(conn, user, id)?;
-        cancel_in_transaction(conn, &row, OrderAction::Cancel, user.into(), reason)
+    let (updated, lines, planned) = write_transaction(conn, |tx| {
+        let row = visible_order(tx, user, id)?;
+        cancel_in_transaction(tx, &row, OrderAction::Cancel, user.into(), reason)
     })?;
     refunds::carry_out_planned(conn, provider, &planned);
     OrderView::from_rows(updated, lines).map_err(ApiError::internal)
@@ -639,7 +637,7 @@ pub fn cancel_order(
 /// Consumes every line's reservation of order `order_id` (in book-id order), writing the `sale`
 /// movements, inside the caller's transaction.
 fn consume_lines(
-    conn: &mut DbConn,
+    tx: &mut WriteTx<'_>,
     order_id: i64,
     lines: &[OrderLineRow],
     user_id: i64,
@@ -648,7 +646,7 @@ fn consume_lines(
     by_book.sort_by_key(|l| l.book_id);
     let reference = format!("order:{order_id}");
     for line in by_book {
-        stock::consume(conn, line.book_id, line.quantity, &reference, Some(user_id))?;
+        stock::consume(tx, line.book_id, line.quantity, &reference, Some(user_id))?;
     }
     Ok(())
 }
@@ -658,20 +656,20 @@ fn consume_lines(
 /// `sale` movement referencing the order), exactly once however many fulfils race: the losers
 /// find the order fulfilled and get the state machine's 409.
 pub fn fulfil_order(conn: &mut DbConn, user: &AuthUser, id: i64) -> Result<OrderView, ApiError> {
-    write_transaction(conn, |conn| {
-        let row = visible_order(conn, user, id)?;
-        let updated = transition(conn, &row, OrderAction::Fulfil, user.into(), None)?;
-        let lines = lines_of(conn, &[id])?.remove(&id).unwrap_or_default();
-        consume_lines(conn, id, &lines, user.id)?;
+    write_transaction(conn, |tx| {
+        let row = visible_order(tx, user, id)?;
+        let updated = transition(tx, &row, OrderAction::Fulfil, user.into(), None)?;
+        let lines = lines_of(tx, &[id])?.remove(&id).unwrap_or_default();
+        consume_lines(tx, id, &lines, user.id)?;
         OrderView::from_rows(updated, lines).map_err(ApiError::internal)
     })
 }
 
 /// Marks a fulfilled order completed (staff).
 pub fn complete_order(conn: &mut DbConn, user: &AuthUser, id: i64) -> Result<OrderView, ApiError> {
-    write_transaction(conn, |conn| {
-        let row = visible_order(conn, user, id)?;
-        let updated = transition(conn, &row, OrderAction::Complete, user.into(), None)?;
-        view(conn, updated)
+    write_transaction(conn, |tx| {
+        let row = visible_order(tx, user, id)?;
+        let updated = transition(tx, &row, OrderAction::Complete, user.into(), None)?;
+        view(tx, updated)
     })
 }

@@ -171,10 +171,10 @@ fn commit_lazily(conn: &mut DbConn) -> Result<(), ApiError> {
 /// `attempts` (the claim token) and pushes `next_attempt_at` to the end of the lease.
 pub fn claim_due(conn: &mut DbConn, limit: i64, lease: Duration) -> Result<Vec<Claim>, ApiError> {
     let lease = chrono::Duration::from_std(lease).map_err(ApiError::internal)?;
-    write_transaction(conn, |conn| {
-        commit_lazily(conn)?;
+    write_transaction(conn, |tx| {
+        commit_lazily(tx)?;
         let at = now();
-        let ids = due_ids(conn, at, limit)?;
+        let ids = due_ids(tx, at, limit)?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -184,7 +184,7 @@ pub fn claim_due(conn: &mut DbConn, limit: i64, lease: Duration) -> Result<Vec<C
                 webhook_deliveries::next_attempt_at
                     .eq(at.checked_add_signed(lease).unwrap_or(NaiveDateTime::MAX)),
             ))
-            .execute(conn)?;
+            .execute(tx.conn())?;
         type Row = (
             i64,
             i32,
@@ -212,7 +212,7 @@ pub fn claim_due(conn: &mut DbConn, limit: i64, lease: Duration) -> Result<Vec<C
                 webhook_events::created_at,
                 webhook_events::payload,
             ))
-            .load(conn)?;
+            .load(tx.conn())?;
         Ok(rows
             .into_iter()
             .map(
@@ -272,9 +272,9 @@ pub fn record(
     policy: RetryPolicy,
     jitter: f64,
 ) -> Result<Recorded, ApiError> {
-    write_transaction(conn, |conn| {
-        commit_lazily(conn)?;
-        if !lock_delivery(conn, claim.delivery_id)? {
+    write_transaction(conn, |tx| {
+        commit_lazily(tx)?;
+        if !lock_delivery(tx, claim.delivery_id)? {
             return Ok(Recorded::Gone);
         }
         let code = outcome.status_code.map(i32::from);
@@ -286,7 +286,7 @@ pub fn record(
                 webhook_attempts::latency_ms.eq(outcome.latency_ms),
                 webhook_attempts::error.eq(&outcome.error),
             ))
-            .execute(conn)?;
+            .execute(tx.conn())?;
         let at = now();
         let ours = || {
             webhook_deliveries::table
@@ -302,7 +302,7 @@ pub fn record(
                     webhook_deliveries::last_status_code.eq(code),
                     webhook_deliveries::last_error.eq(None::<String>),
                 ))
-                .execute(conn)?;
+                .execute(tx.conn())?;
             (Recorded::Succeeded, n)
         } else {
             let delay = chrono::Duration::from_std(retry_delay(policy.base, claim.attempt, jitter))
@@ -320,7 +320,7 @@ pub fn record(
                         webhook_deliveries::last_status_code.eq(code),
                         webhook_deliveries::last_error.eq(&outcome.error),
                     ))
-                    .execute(conn)?;
+                    .execute(tx.conn())?;
                 (Recorded::Failed, n)
             } else {
                 let n = diesel::update(ours())
@@ -329,7 +329,7 @@ pub fn record(
                         webhook_deliveries::last_status_code.eq(code),
                         webhook_deliveries::last_error.eq(&outcome.error),
                     ))
-                    .execute(conn)?;
+                    .execute(tx.conn())?;
                 (Recorded::Retrying(next), n)
             }
         };

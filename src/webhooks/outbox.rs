@@ -4,14 +4,13 @@
 //! a worker has delivered it.
 
 use crate::db::schema::webhook_endpoints;
-use crate::db::{in_transaction, DbConn, MultiBackend, Placeholders};
+use crate::db::{DbConn, MultiBackend, Placeholders, WriteTx};
 use crate::error::ApiError;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{BigInt, Text, Timestamp};
 use serde::Serialize;
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::LazyLock;
 use tokio::sync::Notify;
@@ -121,20 +120,20 @@ pub fn payload(
     .map_err(|e| ApiError::internal(format!("cannot serialise event {id}: {e}")))
 }
 
-/// Records event `kind` with `data` in the caller's transaction (it refuses to run outside one),
+/// Records event `kind` with `data` in the caller's write transaction,
 /// with a pending delivery to each active endpoint subscribed to it. When no endpoint wants the
 /// event, nothing is written: there would be no one to deliver it to. Returns the event id if one
 /// was written.
 pub fn emit(
-    conn: &mut DbConn,
+    tx: &mut WriteTx<'_>,
     kind: EventType,
     data: serde_json::Value,
 ) -> Result<Option<String>, ApiError> {
-    let targets = subscribers(conn, kind)?;
+    let targets = subscribers(tx, kind)?;
     if targets.is_empty() {
         return Ok(None);
     }
-    let id = enqueue(conn, kind, &data, &targets)?;
+    let id = enqueue(tx, kind, &data, &targets)?;
     Ok(Some(id))
 }
 
@@ -143,11 +142,11 @@ pub fn emit(
 /// statements per event. `data` is only consumed when an endpoint wants the events. Returns the
 /// number of events written.
 pub fn emit_all(
-    conn: &mut DbConn,
+    tx: &mut WriteTx<'_>,
     kind: EventType,
     data: impl IntoIterator<Item = serde_json::Value>,
 ) -> Result<usize, ApiError> {
-    let targets = subscribers(conn, kind)?;
+    let targets = subscribers(tx, kind)?;
     if targets.is_empty() {
         return Ok(0);
     }
@@ -163,71 +162,50 @@ pub fn emit_all(
     if events.is_empty() {
         return Ok(0);
     }
-    insert_events(conn, kind, at, &events)?;
+    insert_events(tx, kind, at, &events)?;
     let ids: Vec<&str> = events.iter().map(|(id, _)| id.as_str()).collect();
-    insert_deliveries(conn, &ids, &targets, at)?;
-    crate::db::after_commit(wake_worker);
+    insert_deliveries(tx, &ids, &targets, at)?;
+    tx.after_commit(wake_worker);
     Ok(events.len())
 }
 
-/// The active endpoints subscribed to `kind`; checks that the caller is in a transaction, since
-/// what follows writes the outbox.
-fn subscribers(conn: &mut DbConn, kind: EventType) -> Result<Vec<i64>, ApiError> {
-    if !in_transaction(conn)? {
-        return Err(ApiError::internal(
-            "the outbox is written outside a transaction",
-        ));
-    }
-    let endpoints = active_endpoints(conn)?;
+/// The active endpoints subscribed to `kind`.
+fn subscribers(tx: &mut WriteTx<'_>, kind: EventType) -> Result<Vec<i64>, ApiError> {
+    let endpoints = active_endpoints(tx)?;
     Ok(endpoints
+        .0
         .iter()
         .filter(|(_, types)| subscribes(types, kind))
         .map(|(id, _)| *id)
         .collect())
 }
 
-/// Active endpoints: (id, subscribed event types).
-type Endpoints = Rc<Vec<(i64, String)>>;
+/// Active endpoints: (id, subscribed event types), as one write transaction read them.
+#[derive(Clone)]
+struct Endpoints(Rc<Vec<(i64, String)>>);
 
-thread_local! {
-    /// The active endpoints as the write transaction in progress read them, keyed by its number.
-    static ENDPOINTS: RefCell<Option<(u64, Endpoints)>> = const { RefCell::new(None) };
-}
-
-/// The active endpoints, read once per write transaction: an order emits an event per line and
-/// per status change, and each would otherwise read the table again. Reading anew in every
-/// transaction keeps every replica exact (a cache kept for some time would miss events of an
-/// endpoint registered meanwhile). Nothing that changes endpoints emits events in the same
-/// transaction.
-fn active_endpoints(conn: &mut DbConn) -> Result<Endpoints, ApiError> {
-    let transaction = crate::db::current_write_transaction();
-    if let Some(transaction) = transaction {
-        let cached = ENDPOINTS.with(|cache| {
-            cache
-                .borrow()
-                .as_ref()
-                .filter(|(of, _)| *of == transaction)
-                .map(|(_, endpoints)| Rc::clone(endpoints))
-        });
-        if let Some(endpoints) = cached {
-            return Ok(endpoints);
-        }
+/// The active endpoints, read once per write transaction (and remembered by it): an order emits
+/// an event per line and per status change, and each would otherwise read the table again.
+/// Reading anew in every transaction keeps every replica exact (a cache kept for some time would
+/// miss events of an endpoint registered meanwhile). Nothing that changes endpoints emits events
+/// in the same transaction.
+fn active_endpoints(tx: &mut WriteTx<'_>) -> Result<Endpoints, ApiError> {
+    if let Some(endpoints) = tx.memo::<Endpoints>() {
+        return Ok(endpoints.clone());
     }
-    let endpoints: Endpoints = Rc::new(
+    let endpoints = Endpoints(Rc::new(
         webhook_endpoints::table
             .filter(webhook_endpoints::active.eq(true))
             .select((webhook_endpoints::id, webhook_endpoints::event_types))
-            .load(conn)?,
-    );
-    if let Some(transaction) = transaction {
-        ENDPOINTS.with(|cache| *cache.borrow_mut() = Some((transaction, Rc::clone(&endpoints))));
-    }
+            .load(tx.conn())?,
+    ));
+    tx.remember(endpoints.clone());
     Ok(endpoints)
 }
 
 /// Writes an event and a pending delivery of it to each of `endpoint_ids`; returns the event id.
 pub fn enqueue(
-    conn: &mut DbConn,
+    tx: &mut WriteTx<'_>,
     kind: EventType,
     data: &serde_json::Value,
     endpoint_ids: &[i64],
@@ -235,9 +213,9 @@ pub fn enqueue(
     let at = crate::db::now();
     let id = uuid::Uuid::new_v4().to_string();
     let body = payload(&id, kind, at, data)?;
-    insert_events(conn, kind, at, &[(id.clone(), body)])?;
-    insert_deliveries(conn, &[&id], endpoint_ids, at)?;
-    crate::db::after_commit(wake_worker);
+    insert_events(tx, kind, at, &[(id.clone(), body)])?;
+    insert_deliveries(tx, &[&id], endpoint_ids, at)?;
+    tx.after_commit(wake_worker);
     Ok(id)
 }
 

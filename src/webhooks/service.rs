@@ -141,7 +141,7 @@ pub fn create_endpoint(
     let description = clean(input.description.as_deref());
     let secret = new_secret();
     let at = now();
-    let row: EndpointRow = write_transaction(conn, |conn| {
+    let row: EndpointRow = write_transaction(conn, |tx| {
         diesel::insert_into(webhook_endpoints::table)
             .values((
                 webhook_endpoints::url.eq(&url),
@@ -154,7 +154,7 @@ pub fn create_endpoint(
                 webhook_endpoints::updated_at.eq(at),
             ))
             .returning(webhook_endpoints::all_columns)
-            .get_result(conn)
+            .get_result(tx.conn())
             .map_err(ApiError::from)
     })?;
     Ok(EndpointWithSecret {
@@ -236,8 +236,8 @@ pub fn update_endpoint(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    write_transaction(conn, |conn| {
-        let current = load_endpoint(conn, id)?;
+    write_transaction(conn, |tx| {
+        let current = load_endpoint(tx, id)?;
         let expected = expected_version.unwrap_or(current.version);
         if current.version != expected {
             return Err(stale(current.version));
@@ -262,11 +262,11 @@ pub fn update_endpoint(
             webhook_endpoints::updated_at.eq(at),
         ))
         .returning(webhook_endpoints::all_columns)
-        .get_result(conn)
+        .get_result(tx.conn())
         .optional()?
         .ok_or_else(|| stale(expected))?;
         if active && !current.active {
-            expire_stale_pending(conn, id, max_age, at)?;
+            expire_stale_pending(tx, id, max_age, at)?;
         }
         Ok(EndpointView::from(row))
     })
@@ -313,9 +313,9 @@ fn expire_stale_pending(
 /// Deletes an endpoint with its deliveries and their attempts (the events stay: other
 /// endpoints may still be delivering them).
 pub fn delete_endpoint(conn: &mut DbConn, id: i64) -> Result<(), ApiError> {
-    let deleted = write_transaction(conn, |conn| {
+    let deleted = write_transaction(conn, |tx| {
         diesel::delete(webhook_endpoints::table.find(id))
-            .execute(conn)
+            .execute(tx.conn())
             .map_err(ApiError::from)
     })?;
     if deleted == 0 {
@@ -328,7 +328,7 @@ pub fn delete_endpoint(conn: &mut DbConn, id: i64) -> Result<(), ApiError> {
 /// are signed with the new one.
 pub fn rotate_secret(conn: &mut DbConn, id: i64) -> Result<EndpointWithSecret, ApiError> {
     let secret = new_secret();
-    let row: EndpointRow = write_transaction(conn, |conn| {
+    let row: EndpointRow = write_transaction(conn, |tx| {
         diesel::update(webhook_endpoints::table.find(id))
             .set((
                 webhook_endpoints::secret.eq(&secret),
@@ -336,7 +336,7 @@ pub fn rotate_secret(conn: &mut DbConn, id: i64) -> Result<EndpointWithSecret, A
                 webhook_endpoints::updated_at.eq(now()),
             ))
             .returning(webhook_endpoints::all_columns)
-            .get_result(conn)
+            .get_result(tx.conn())
             .optional()?
             .ok_or_else(|| not_found(id))
     })?;
@@ -460,8 +460,8 @@ pub fn replay(
     endpoint_id: i64,
     delivery_id: i64,
 ) -> Result<DeliveryView, ApiError> {
-    let view = write_transaction(conn, |conn| {
-        load_endpoint(conn, endpoint_id)?;
+    let view = write_transaction(conn, |tx| {
+        load_endpoint(tx, endpoint_id)?;
         let updated = diesel::update(
             webhook_deliveries::table
                 .filter(webhook_deliveries::id.eq(delivery_id))
@@ -472,11 +472,11 @@ pub fn replay(
             webhook_deliveries::next_attempt_at.eq(now()),
             webhook_deliveries::completed_at.eq(None::<chrono::NaiveDateTime>),
         ))
-        .execute(conn)?;
+        .execute(tx.conn())?;
         if updated == 0 {
             return Err(delivery_not_found(delivery_id));
         }
-        delivery_view(conn, endpoint_id, delivery_id).map(|(view, _)| view)
+        delivery_view(tx, endpoint_id, delivery_id).map(|(view, _)| view)
     })?;
     WAKE.notify_one();
     Ok(view)
@@ -485,8 +485,8 @@ pub fn replay(
 /// Queues a `ping` event to this endpoint only (whatever it subscribed to) and returns its
 /// delivery, for the caller to follow. An inactive endpoint cannot be pinged (409).
 pub fn ping(conn: &mut DbConn, endpoint_id: i64) -> Result<DeliveryView, ApiError> {
-    write_transaction(conn, |conn| {
-        let endpoint = load_endpoint(conn, endpoint_id)?;
+    write_transaction(conn, |tx| {
+        let endpoint = load_endpoint(tx, endpoint_id)?;
         if !endpoint.active {
             return Err(ApiError::Conflict(
                 "the endpoint is inactive; activate it before sending a test event".into(),
@@ -496,13 +496,13 @@ pub fn ping(conn: &mut DbConn, endpoint_id: i64) -> Result<DeliveryView, ApiErro
             "endpoint_id": endpoint.id,
             "message": "Test event from the bookstore API",
         });
-        let event_id = outbox::enqueue(conn, EventType::Ping, &data, &[endpoint.id])?;
+        let event_id = outbox::enqueue(tx, EventType::Ping, &data, &[endpoint.id])?;
         let delivery_id: i64 = webhook_deliveries::table
             .filter(webhook_deliveries::event_id.eq(&event_id))
             .filter(webhook_deliveries::endpoint_id.eq(endpoint.id))
             .select(webhook_deliveries::id)
-            .first(conn)?;
-        delivery_view(conn, endpoint_id, delivery_id).map(|(view, _)| view)
+            .first(tx.conn())?;
+        delivery_view(tx, endpoint_id, delivery_id).map(|(view, _)| view)
     })
 }
 

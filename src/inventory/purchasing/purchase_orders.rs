@@ -269,7 +269,7 @@ pub fn create_purchase_order(
     currency: &str,
 ) -> Result<PurchaseOrderView, ApiError> {
     let note = clean(input.note.as_deref());
-    write_transaction(conn, |conn| {
+    write_transaction(conn, |tx| {
         // A conditional write that changes nothing: it fails for an archived supplier and takes
         // the supplier's row, so that a concurrent DELETE /suppliers/{id} waits for this order
         // and archives the supplier instead of deleting it.
@@ -277,7 +277,7 @@ pub fn create_purchase_order(
             diesel::update(suppliers::table.find(input.supplier_id))
                 .set(suppliers::version.eq(suppliers::version))
                 .returning((suppliers::archived_at, suppliers::lead_time_days))
-                .get_result(conn)
+                .get_result(tx.conn())
                 .optional()?;
         let lead_time_days = match supplier {
             None => {
@@ -297,7 +297,7 @@ pub fn create_purchase_order(
             }
             Some((None, days)) => days,
         };
-        let total = check_lines(conn, &input.lines)?;
+        let total = check_lines(tx, &input.lines)?;
         let expected_on = match input.expected_on {
             Some(date) => Some(date),
             None => Utc::now().date_naive().checked_add_days(chrono::Days::new(
@@ -319,9 +319,9 @@ pub fn create_purchase_order(
                 purchase_orders::updated_at.eq(at),
             ))
             .returning(purchase_orders::all_columns)
-            .get_result(conn)?;
-        insert_lines(conn, row.id, &input.lines)?;
-        view(conn, row)
+            .get_result(tx.conn())?;
+        insert_lines(tx, row.id, &input.lines)?;
+        view(tx, row)
     })
 }
 
@@ -335,8 +335,8 @@ pub fn update_purchase_order(
     patch: &PurchaseOrderPatch,
 ) -> Result<PurchaseOrderView, ApiError> {
     patch.check_note()?;
-    write_transaction(conn, |conn| {
-        let current = order_row(conn, id)?;
+    write_transaction(conn, |tx| {
+        let current = order_row(tx, id)?;
         let status = current.status()?;
         model::next(status, PurchaseOrderAction::Edit, false)?;
         let expected = expected_version.unwrap_or(current.version);
@@ -344,7 +344,7 @@ pub fn update_purchase_order(
             return Err(stale(current.version));
         }
         let total = match &patch.lines {
-            Some(lines) => check_lines(conn, lines)?,
+            Some(lines) => check_lines(tx, lines)?,
             None => current.total_cents,
         };
         let expected_on = patch.expected_on.unwrap_or(current.expected_on);
@@ -366,11 +366,11 @@ pub fn update_purchase_order(
             purchase_orders::updated_at.eq(now()),
         ))
         .returning(purchase_orders::all_columns)
-        .get_result(conn)
+        .get_result(tx.conn())
         .optional()?;
         let Some(updated) = updated else {
             // Changed meanwhile (PostgreSQL): answer for what it is now.
-            let now_row = order_row(conn, id)?;
+            let now_row = order_row(tx, id)?;
             model::next(now_row.status()?, PurchaseOrderAction::Edit, false)?;
             return Err(stale(now_row.version));
         };
@@ -378,10 +378,10 @@ pub fn update_purchase_order(
             diesel::delete(
                 purchase_order_lines::table.filter(purchase_order_lines::purchase_order_id.eq(id)),
             )
-            .execute(conn)?;
-            insert_lines(conn, id, lines)?;
+            .execute(tx.conn())?;
+            insert_lines(tx, id, lines)?;
         }
-        view(conn, updated)
+        view(tx, updated)
     })
 }
 
@@ -432,11 +432,11 @@ fn change_status(
     id: i64,
     action: PurchaseOrderAction,
 ) -> Result<PurchaseOrderView, ApiError> {
-    write_transaction(conn, |conn| {
-        let row = order_row(conn, id)?;
+    write_transaction(conn, |tx| {
+        let row = order_row(tx, id)?;
         let to = model::next(row.status()?, action, false)?;
-        let updated = move_to(conn, &row, action, to, now())?;
-        view(conn, updated)
+        let updated = move_to(tx, &row, action, to, now())?;
+        view(tx, updated)
     })
 }
 
@@ -510,13 +510,13 @@ pub fn receive(
         return Err(ApiError::Validation(errors));
     }
     let note = clean(input.note.as_deref());
-    write_transaction(conn, |conn| {
+    write_transaction(conn, |tx| {
         let at = now();
-        let row = claim_for_receipt(conn, id, at)?;
+        let row = claim_for_receipt(tx, id, at)?;
         let ordered: HashMap<i64, PurchaseOrderLineRow> = purchase_order_lines::table
             .filter(purchase_order_lines::purchase_order_id.eq(id))
             .select(PurchaseOrderLineRow::as_select())
-            .load(conn)?
+            .load(tx.conn())?
             .into_iter()
             .map(|l| (l.book_id, l))
             .collect();
@@ -524,13 +524,13 @@ pub fn receive(
         let mut by_book: Vec<usize> = (0..input.lines.len()).collect();
         by_book.sort_by_key(|&i| input.lines[i].book_id);
         for &i in &by_book {
-            add_received(conn, id, i, &input.lines[i], input.allow_over_receipt)?;
+            add_received(tx, id, i, &input.lines[i], input.allow_over_receipt)?;
         }
 
         let supplier_name: String = suppliers::table
             .find(row.supplier_id)
             .select(suppliers::name)
-            .first(conn)?;
+            .first(tx.conn())?;
         let receipt_id: i64 = diesel::insert_into(stock_receipts::table)
             .values((
                 stock_receipts::supplier.eq(&supplier_name),
@@ -540,7 +540,7 @@ pub fn receive(
                 stock_receipts::purchase_order_id.eq(id),
             ))
             .returning(stock_receipts::id)
-            .get_result(conn)?;
+            .get_result(tx.conn())?;
         let reference = format!("receipt:{receipt_id}");
         let costs = input
             .lines
@@ -568,7 +568,7 @@ pub fn receive(
                 at,
             })
             .collect();
-        let receipt_lines: Vec<ReceiptLineView> = stock::apply_movements(conn, &movements)?
+        let receipt_lines: Vec<ReceiptLineView> = stock::apply_movements(tx, &movements)?
             .into_iter()
             .zip(input.lines.iter().zip(costs))
             .map(|((_, movement), (line, cost))| ReceiptLineView {
@@ -583,12 +583,12 @@ pub fn receive(
             .filter(purchase_order_lines::purchase_order_id.eq(id))
             .filter(purchase_order_lines::received_quantity.lt(purchase_order_lines::quantity))
             .count()
-            .get_result(conn)?;
+            .get_result(tx.conn())?;
         let to = model::next(row.status()?, PurchaseOrderAction::Receive, incomplete == 0)?;
-        let updated = move_to(conn, &row, PurchaseOrderAction::Receive, to, at)?;
+        let updated = move_to(tx, &row, PurchaseOrderAction::Receive, to, at)?;
 
         outbox::emit(
-            conn,
+            tx,
             EventType::PurchaseOrderReceived,
             serde_json::json!({
                 "purchase_order_id": id,
@@ -604,7 +604,7 @@ pub fn receive(
         )?;
 
         let book_ids: Vec<i64> = receipt_lines.iter().map(|l| l.book_id).collect();
-        let levels = levels_of(conn, &book_ids)?;
+        let levels = levels_of(tx, &book_ids)?;
         // Bounded by the line limits: 500 × 100000 × 10^8 < 2^63.
         let total_cost_cents = receipt_lines
             .iter()
@@ -622,9 +622,9 @@ pub fn receive(
                 levels,
                 created_at: crate::catalog::model::utc(at),
             },
-            purchase_order: view(conn, updated)?,
+            purchase_order: view(tx, updated)?,
         };
-        after(conn, &answer)?;
+        after(tx, &answer)?;
         Ok(answer)
     })
 }

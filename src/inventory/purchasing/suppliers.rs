@@ -83,8 +83,8 @@ pub fn get_supplier(conn: &mut DbConn, id: i64) -> Result<SupplierView, ApiError
 pub fn create_supplier(conn: &mut DbConn, input: &NewSupplier) -> Result<SupplierView, ApiError> {
     let f = input.fields().validate()?;
     let lead_time = i32::try_from(f.lead_time_days).map_err(ApiError::internal)?;
-    write_transaction(conn, |conn| {
-        if let Some(holder) = name_holder(conn, &f.name, None)? {
+    write_transaction(conn, |tx| {
+        if let Some(holder) = name_holder(tx, &f.name, None)? {
             return Err(name_taken(&f.name, Some(holder)));
         }
         let at = now();
@@ -101,7 +101,7 @@ pub fn create_supplier(conn: &mut DbConn, input: &NewSupplier) -> Result<Supplie
                 suppliers::updated_at.eq(at),
             ))
             .returning(suppliers::all_columns)
-            .get_result(conn)
+            .get_result(tx.conn())
             .map_err(|e| map_write_error(e, &f.name))?;
         Ok(row.into())
     })
@@ -116,8 +116,8 @@ pub fn update_supplier(
     expected_version: Option<i32>,
     patch: &SupplierPatch,
 ) -> Result<SupplierView, ApiError> {
-    write_transaction(conn, |conn| {
-        let current = row(conn, id)?;
+    write_transaction(conn, |tx| {
+        let current = row(tx, id)?;
         let expected = expected_version.unwrap_or(current.version);
         if current.version != expected {
             return Err(stale(current.version));
@@ -125,7 +125,7 @@ pub fn update_supplier(
         let f = patch.apply(current.fields()).validate()?;
         let lead_time = i32::try_from(f.lead_time_days).map_err(ApiError::internal)?;
         if current.archived_at.is_none() {
-            if let Some(holder) = name_holder(conn, &f.name, Some(id))? {
+            if let Some(holder) = name_holder(tx, &f.name, Some(id))? {
                 return Err(name_taken(&f.name, Some(holder)));
             }
         }
@@ -145,7 +145,7 @@ pub fn update_supplier(
             suppliers::updated_at.eq(now()),
         ))
         .returning(suppliers::all_columns)
-        .get_result(conn)
+        .get_result(tx.conn())
         .optional()
         .map_err(|e| map_write_error(e, &f.name))?;
         updated
@@ -163,22 +163,22 @@ pub enum Removal {
 /// Deletes a supplier without purchase orders; archives one with purchase orders (again, if it
 /// already is: the answer is the archived supplier either way).
 pub fn delete_supplier(conn: &mut DbConn, id: i64) -> Result<Removal, ApiError> {
-    write_transaction(conn, |conn| {
+    write_transaction(conn, |tx| {
         // Taking the row first (a conditional write that changes nothing) serialises this with
         // a purchase order being created for the supplier, which takes the same row: so the
         // count below sees it.
         let locked: Option<SupplierRow> = diesel::update(suppliers::table.find(id))
             .set(suppliers::version.eq(suppliers::version))
             .returning(suppliers::all_columns)
-            .get_result(conn)
+            .get_result(tx.conn())
             .optional()?;
         let locked = locked.ok_or_else(|| not_found(id))?;
         let orders: i64 = purchase_orders::table
             .filter(purchase_orders::supplier_id.eq(id))
             .count()
-            .get_result(conn)?;
+            .get_result(tx.conn())?;
         if orders == 0 {
-            diesel::delete(suppliers::table.find(id)).execute(conn)?;
+            diesel::delete(suppliers::table.find(id)).execute(tx.conn())?;
             return Ok(Removal::Deleted);
         }
         if locked.archived_at.is_some() {
@@ -192,7 +192,7 @@ pub fn delete_supplier(conn: &mut DbConn, id: i64) -> Result<Removal, ApiError> 
                 suppliers::updated_at.eq(at),
             ))
             .returning(suppliers::all_columns)
-            .get_result(conn)?;
+            .get_result(tx.conn())?;
         Ok(Removal::Archived(Box::new(archived.into())))
     })
 }

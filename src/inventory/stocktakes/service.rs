@@ -269,9 +269,9 @@ pub fn open(
     check_new(input)?;
     let note = clean(input.note.as_deref());
     let at = now();
-    write_transaction(conn, |conn| {
-        let coverage = coverage(conn, input)?;
-        check_overlap(conn, &coverage)?;
+    write_transaction(conn, |tx| {
+        let coverage = coverage(tx, input)?;
+        check_overlap(tx, &coverage)?;
         let id: i64 = diesel::insert_into(stocktakes::table)
             .values((
                 stocktakes::status.eq(StocktakeStatus::Open.as_str()),
@@ -284,7 +284,7 @@ pub fn open(
                 stocktakes::updated_at.eq(at),
             ))
             .returning(stocktakes::id)
-            .get_result(conn)?;
+            .get_result(tx.conn())?;
         let inserted = with_cover_filter!(&coverage, |covered| {
             diesel::insert_into(stocktake_lines::table)
                 .values(
@@ -302,7 +302,7 @@ pub fn open(
                     stocktake_lines::book_id,
                     stocktake_lines::snapshot_on_hand,
                 ))
-                .execute(conn)
+                .execute(tx.conn())
                 .map_err(open_race)?
         });
         if inserted == 0 {
@@ -314,7 +314,7 @@ pub fn open(
                 _ => ApiError::invalid("scope", "there are no books to count"),
             });
         }
-        view(conn, id, currency)
+        view(tx, id, currency)
     })
 }
 
@@ -451,13 +451,13 @@ pub fn record_counts(
     }
     let at = now();
     let ids: Vec<i64> = input.counts.iter().map(|c| c.book_id).collect();
-    write_transaction(conn, |conn| {
-        touch_open(conn, id, at, "counted")?;
+    write_transaction(conn, |tx| {
+        touch_open(tx, id, at, "counted")?;
         let covered: HashSet<i64> = stocktake_lines::table
             .filter(stocktake_lines::stocktake_id.eq(id))
             .filter(stocktake_lines::book_id.eq_any(&ids))
             .select(stocktake_lines::book_id)
-            .load::<i64>(conn)?
+            .load::<i64>(tx.conn())?
             .into_iter()
             .collect();
         let outside: Vec<FieldError> = ids
@@ -490,7 +490,7 @@ pub fn record_counts(
             ],
             stocktake_id: id,
         }
-        .run(conn, &pairs)?;
+        .run(tx, &pairs)?;
         if updated != pairs.len() {
             return Err(ApiError::internal(format!(
                 "stocktake {id}: {updated} lines updated for {} counts",
@@ -500,7 +500,7 @@ pub fn record_counts(
         Ok(CountsView {
             stocktake_id: id,
             recorded: pairs.len() as i64,
-            progress: summaries(conn, &[id])?
+            progress: summaries(tx, &[id])?
                 .remove(&id)
                 .map(|s| s.progress)
                 .ok_or_else(|| not_found(id))?,
@@ -562,7 +562,7 @@ pub fn complete(
     currency: &str,
 ) -> Result<StocktakeView, ApiError> {
     let at = now();
-    write_transaction(conn, |conn| {
+    write_transaction(conn, |tx| {
         let updated = diesel::update(
             stocktakes::table
                 .filter(stocktakes::id.eq(id))
@@ -576,12 +576,12 @@ pub fn complete(
             stocktakes::version.eq(stocktakes::version + 1),
             stocktakes::updated_at.eq(at),
         ))
-        .execute(conn)?;
+        .execute(tx.conn())?;
         if updated != 1 {
-            return Err(not_open(conn, id, "completed")?);
+            return Err(not_open(tx, id, "completed")?);
         }
         if input.zero_uncounted {
-            lock_uncounted_levels(conn, id)?;
+            lock_uncounted_levels(tx, id)?;
         }
         let lines: Vec<CompletionLine> = stocktake_lines::table
             .inner_join(stock_levels::table.on(stock_levels::book_id.eq(stocktake_lines::book_id)))
@@ -594,8 +594,8 @@ pub fn complete(
                 stock_levels::on_hand,
                 stock_levels::avg_unit_cost_cents,
             ))
-            .load(conn)?;
-        close_lines(conn, id)?;
+            .load(tx.conn())?;
+        close_lines(tx, id)?;
         let reference = format!("stocktake:{id}");
         let mut movements: Vec<Movement<'_>> = Vec::new();
         let (mut counted, mut variance_units, mut variance_value) = (0_i64, 0_i64, 0_i64);
@@ -625,7 +625,7 @@ pub fn complete(
                 });
             }
         }
-        stock::apply_movements(conn, &movements).map_err(|e| match e {
+        stock::apply_movements(tx, &movements).map_err(|e| match e {
             ApiError::Conflict(why) => ApiError::Conflict(format!(
                 "stocktake {id} cannot be completed, nothing was posted: {why}"
             )),
@@ -637,7 +637,7 @@ pub fn complete(
             set_binds: &[],
             stocktake_id: id,
         }
-        .run(conn, &posted)?;
+        .run(tx, &posted)?;
         if recorded != posted.len() {
             return Err(ApiError::internal(format!(
                 "stocktake {id}: {recorded} lines marked posted for {} movements",
@@ -645,7 +645,7 @@ pub fn complete(
             )));
         }
         outbox::emit(
-            conn,
+            tx,
             EventType::StocktakeCompleted,
             serde_json::json!({
                 "stocktake_id": id,
@@ -658,14 +658,14 @@ pub fn complete(
                 "currency": currency,
             }),
         )?;
-        view(conn, id, currency)
+        view(tx, id, currency)
     })
 }
 
 /// Cancels an open stocktake: its books are released for another stocktake, nothing is posted.
 pub fn cancel(conn: &mut DbConn, id: i64, currency: &str) -> Result<StocktakeView, ApiError> {
     let at = now();
-    write_transaction(conn, |conn| {
+    write_transaction(conn, |tx| {
         let updated = diesel::update(
             stocktakes::table
                 .filter(stocktakes::id.eq(id))
@@ -677,12 +677,12 @@ pub fn cancel(conn: &mut DbConn, id: i64, currency: &str) -> Result<StocktakeVie
             stocktakes::version.eq(stocktakes::version + 1),
             stocktakes::updated_at.eq(at),
         ))
-        .execute(conn)?;
+        .execute(tx.conn())?;
         if updated != 1 {
-            return Err(not_open(conn, id, "cancelled")?);
+            return Err(not_open(tx, id, "cancelled")?);
         }
-        close_lines(conn, id)?;
-        view(conn, id, currency)
+        close_lines(tx, id)?;
+        view(tx, id, currency)
     })
 }
 
