@@ -37,7 +37,7 @@
 
 mod support;
 
-use bookstore::auth::{AuthUser, Role};
+use bookstore::auth::{Principal, Role};
 use bookstore::db::{DbConn, Pool};
 use bookstore::orders::model::NewOrder;
 use bookstore::orders::service::{create_order, OrderContext};
@@ -155,7 +155,7 @@ async fn run() -> BenchResult<()> {
     let (token, login_body) = login(&client, &server.base, &cfg.server).await?;
     let admin_id = login_body["user"]["id"]
         .as_i64()
-        .ok_or_else(|| format!("login body has no user.id: {login_body}"))?;
+        .ok_or_else(|| format!("login body has no user.user_id: {login_body}"))?;
     println!("logged in as {ADMIN_EMAIL} (user {admin_id})");
 
     // (b) the catalog and its stock
@@ -202,8 +202,8 @@ async fn run() -> BenchResult<()> {
     }
 
     // (c) the scenarios, HTTP then raw, never both at once
-    let user = AuthUser {
-        id: admin_id,
+    let user = Principal {
+        user_id: admin_id,
         role: Role::Admin,
         customer_id: None,
     };
@@ -573,7 +573,7 @@ async fn http_run(
 fn raw_run(
     pool: &Pool,
     settings: &Settings,
-    user: AuthUser,
+    user: Principal,
     shape: &Shape,
     threads: usize,
     measure: Duration,

@@ -1,6 +1,7 @@
 //! Builds the actix application: shared state, middleware, the `/api/v1` scope of every area, the
 //! ops endpoints, and the OpenAPI document with its offline docs UI.
 
+use crate::auth::accounts::AccountCache;
 use crate::auth::throttle::{Limits, LoginThrottle};
 use crate::auth::token::TokenKeys;
 use crate::catalog::cache::SearchCache;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub settings: Settings,
     pub tokens: TokenKeys,
     pub login_throttle: LoginThrottle,
+    /// Accounts read for authorization in the last second (see [`crate::auth::accounts`]).
+    pub accounts: AccountCache,
     pub search_cache: SearchCache,
     /// Sends webhook deliveries (and pings) to public addresses only (unless
     /// `webhook_allow_private`); its timeout is `webhook_timeout`.
@@ -76,6 +79,7 @@ impl AppState {
             tokens: TokenKeys::new(&settings),
             search_cache: SearchCache::new(settings.search_cache_ttl),
             login_throttle: LoginThrottle::new(Limits::of(&settings)),
+            accounts: AccountCache::new(),
             payment_provider,
             pool,
             settings,

@@ -1305,3 +1305,41 @@ async fn wrong_methods_answer_405_problem_json() {
         .await
         .problem(405);
 }
+
+#[tokio::test]
+async fn deactivation_applies_at_once_here_and_within_a_second_on_another_replica() {
+    let app = TestApp::spawn().await;
+    let other = app.sibling_with(|_| {}).await;
+    let admin = app.admin();
+    let (staff_id, staff) = app.user(Role::Staff);
+    // Both replicas have just read the account (and may remember it for up to a second).
+    app.get("/api/v1/auth/me", Some(&staff)).await.expect(200);
+    other.get("/api/v1/auth/me", Some(&staff)).await.expect(200);
+
+    let started = std::time::Instant::now();
+    app.patch(
+        &format!("/api/v1/users/{staff_id}"),
+        Some(&admin),
+        json!({"active": false}),
+    )
+    .await
+    .expect(200);
+    // The replica that made the change forgot the account: refused at once.
+    app.get("/api/v1/auth/me", Some(&staff)).await.problem(401);
+    // The other one stops serving the token within a second of the change.
+    let deadline = Deadline::new(std::time::Duration::from_secs(5));
+    while other
+        .get("/api/v1/auth/me", Some(&staff))
+        .await
+        .status
+        .as_u16()
+        != 401
+    {
+        deadline.tick("the other replica to refuse the token").await;
+    }
+    let took = started.elapsed();
+    assert!(
+        took < bookstore::auth::accounts::FRESH_FOR + std::time::Duration::from_millis(500),
+        "the other replica refused only after {took:?}"
+    );
+}

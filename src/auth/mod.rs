@@ -1,9 +1,10 @@
 //! Accounts and authorization: roles, password hashing, tokens, the extractors that declare each
 //! route's rule, and login throttling.
 
-pub mod extract;
+pub mod accounts;
 pub mod model;
 pub mod password;
+pub mod principal;
 pub mod routes;
 pub mod service;
 pub mod throttle;
@@ -12,7 +13,7 @@ pub mod token;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-pub use extract::{AdminUser, AuthUser, StaffUser};
+pub use principal::{AdminUser, Principal, StaffUser};
 
 /// What a user may do. Staff run the shop; admins also manage users; customers see their own data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

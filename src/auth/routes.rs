@@ -8,7 +8,7 @@ use crate::auth::model::{
     UpdateUserRequest, UserListQuery, UserSort, UserView,
 };
 use crate::auth::service::{self, NewAccount, Session};
-use crate::auth::{AdminUser, AuthUser, Role};
+use crate::auth::{AdminUser, Principal, Role};
 use crate::db;
 use crate::error::{ApiError, FieldError, Problem};
 use crate::http::client_addr::client_addr;
@@ -203,12 +203,12 @@ pub async fn refresh(
     security(("bearer" = [])))]
 pub async fn logout(
     state: web::Data<AppState>,
-    user: AuthUser,
+    user: Principal,
     body: ApiJson<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let token = body.into_inner().refresh_token;
     db::run(&state.pool, move |conn| {
-        service::logout(conn, user.id, &token)
+        service::logout(conn, user.user_id, &token)
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -226,8 +226,11 @@ pub async fn logout(
              "detail": "the access token has expired"})),
     ),
     security(("bearer" = [])))]
-pub async fn me(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResponse, ApiError> {
-    let view = db::run(&state.pool, move |conn| service::get_user(conn, user.id)).await?;
+pub async fn me(state: web::Data<AppState>, user: Principal) -> Result<HttpResponse, ApiError> {
+    let view = db::run(&state.pool, move |conn| {
+        service::get_user(conn, user.user_id)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -366,11 +369,13 @@ pub async fn update_user(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let body = body.into_inner();
-    let actor = admin.0.id;
+    let actor = admin.0.user_id;
     let view = db::run(&state.pool, move |conn| {
         service::update_user(conn, actor, id, body.role, body.active)
     })
     .await?;
+    // The change applies to the user's very next request on this replica (others: within 1 s).
+    state.accounts.forget(id);
     Ok(HttpResponse::Ok().json(view))
 }
 

@@ -134,7 +134,7 @@ pub async fn create_receipt(
     body: ApiJson<NewReceipt>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner();
-    let user_id = staff.0.id;
+    let user_id = staff.0.user_id;
     let currency = state.settings.currency.clone();
     // Bound to the endpoint as well as the body: a key reused elsewhere is refused.
     let hash = idempotency::request_hash(&serde_json::json!({"receipt": &input}))?;
@@ -162,7 +162,7 @@ pub async fn create_adjustment(
     body: ApiJson<NewAdjustment>,
 ) -> Result<HttpResponse, ApiError> {
     let adjustment = db::run(&state.pool, move |conn| {
-        service::create_adjustment(conn, &body.0, staff.0.id)
+        service::create_adjustment(conn, &body.0, staff.0.user_id)
     })
     .await?;
     Ok(HttpResponse::Created().json(adjustment))
@@ -239,7 +239,7 @@ pub async fn acknowledge_alert(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let user_id = staff.0.id;
+    let user_id = staff.0.user_id;
     let alert = db::run(&state.pool, move |conn| {
         alerts::acknowledge(conn, id, user_id)
     })

@@ -15,7 +15,7 @@
 //! records that. A holder whose lease was taken over records nothing: the new holder settles the
 //! same charge, and a charge that nobody recorded is refunded.
 
-use crate::auth::AuthUser;
+use crate::auth::Principal;
 use crate::db::schema::{idempotency_keys, orders, payments};
 use crate::db::{now, write_transaction, DbConn};
 use crate::error::ApiError;
@@ -26,7 +26,7 @@ use crate::orders::payments::{
     PaymentResult, PaymentRow, PaymentStatus, PaymentView, ProviderCharge, PAYMENT_COLUMNS,
 };
 use crate::orders::refunds;
-use crate::orders::service::{transition, view, visible_order, Actor};
+use crate::orders::service::{transition, view, visible_order};
 use crate::orders::state::{self, OrderAction, OrderStatus};
 use actix_web::ResponseError;
 use chrono::NaiveDateTime;
@@ -118,7 +118,7 @@ fn new_token() -> String {
 pub(crate) fn pay(
     conn: &mut DbConn,
     ctx: &PayContext<'_>,
-    user: &AuthUser,
+    user: &Principal,
     order_id: i64,
     token: &str,
     key: Option<&KeyedRequest>,
@@ -140,7 +140,7 @@ pub(crate) fn pay(
         token,
         &attempt.provider_key,
     );
-    settle(conn, ctx.provider, &attempt, charged, Actor::from(user))
+    settle(conn, ctx.provider, &attempt, charged, Some(user))
 }
 
 enum Held {
@@ -153,7 +153,7 @@ enum Held {
 fn hold_for_key(
     conn: &mut DbConn,
     ctx: &PayContext<'_>,
-    user: &AuthUser,
+    user: &Principal,
     order_id: i64,
     k: &KeyedRequest,
 ) -> Result<Held, ApiError> {
@@ -190,7 +190,7 @@ enum Begun {
 fn begin(
     conn: &mut DbConn,
     ctx: &PayContext<'_>,
-    user: &AuthUser,
+    user: &Principal,
     order_id: i64,
     key: Option<&KeyedRequest>,
 ) -> Result<Attempt, Begun> {
@@ -218,7 +218,7 @@ fn begin(
                 payments::method.eq(PaymentMethod::Card.as_str()),
                 payments::amount_cents.eq(due),
                 payments::status.eq(PaymentStatus::Processing.as_str()),
-                payments::created_by.eq(user.id),
+                payments::created_by.eq(user.user_id),
                 payments::created_at.eq(now()),
                 payments::provider_key.eq(format!("bookstore_pay_{}", new_token())),
                 payments::lease_until.eq(lease_end(ctx.lease)?),
@@ -327,11 +327,11 @@ fn settle(
     provider: &dyn PaymentProvider,
     attempt: &Attempt,
     charged: Result<ProviderCharge, Decline>,
-    actor: Actor,
+    by: Option<&Principal>,
 ) -> Result<Outcome<PaymentResult>, ApiError> {
     let order_id = attempt.order_id;
     match charged {
-        Ok(charge) => succeed(conn, provider, attempt, &charge, actor),
+        Ok(charge) => succeed(conn, provider, attempt, &charge, by),
         Err(Decline::Unavailable(why)) => {
             if let Err(e) = release_lease(conn, attempt) {
                 log::warn!("cannot release the lease of payment {}: {e}", attempt.id);
@@ -406,7 +406,7 @@ fn succeed(
     provider: &dyn PaymentProvider,
     attempt: &Attempt,
     charge: &ProviderCharge,
-    actor: Actor,
+    by: Option<&Principal>,
 ) -> Result<Outcome<PaymentResult>, ApiError> {
     let recorded = write_transaction(conn, |tx| {
         // The order row first: the lock order every writer of orders follows.
@@ -421,10 +421,9 @@ fn succeed(
         if held.is_none() {
             return Ok(Recorded::TakenOver);
         }
-        match still_payable(tx, &order, attempt.amount_cents, actor) {
+        match still_payable(tx, &order, attempt.amount_cents, by) {
             Ok(()) => {
-                let updated =
-                    transition(tx, &order, OrderAction::Pay, actor, Some("paid by card"))?;
+                let updated = transition(tx, &order, OrderAction::Pay, by, Some("paid by card"))?;
                 let payment: PaymentRow = diesel::update(fenced(attempt))
                     .set((
                         payments::status.eq(PaymentStatus::Succeeded.as_str()),
@@ -486,16 +485,16 @@ fn succeed(
     }
 }
 
-/// Whether order `order` may still be paid `amount_cents` by `actor`.
+/// Whether order `order` may still be paid `amount_cents` by `by` (`None`: the sweep).
 fn still_payable(
     conn: &mut DbConn,
     order: &OrderRow,
     amount_cents: i64,
-    actor: Actor,
+    by: Option<&Principal>,
 ) -> Result<(), ApiError> {
     let status = OrderStatus::parse(&order.status)
         .ok_or_else(|| ApiError::internal(format!("order {} status {}", order.id, order.status)))?;
-    state::next(status, OrderAction::Pay, actor.is_staff)?;
+    state::next(status, OrderAction::Pay, by.is_none_or(Principal::is_staff))?;
     if outstanding(conn, order)? != amount_cents {
         return Err(ApiError::Conflict(format!(
             "order {}'s outstanding amount changed while the card was charged",
@@ -604,10 +603,6 @@ pub fn resolve_expired(
         let Some(attempt) = claim(conn, id, lease)? else {
             continue; // a retry or another replica took it
         };
-        let actor = Actor {
-            user_id: Some(attempt.created_by),
-            is_staff: true,
-        };
         match provider.lookup(&attempt.provider_key) {
             Err(why) => {
                 log::warn!("cannot ask the provider about payment {id}: {why:?}");
@@ -618,7 +613,7 @@ pub fn resolve_expired(
                 resolved += 1;
             }
             Ok(ChargeLookup::Attempted(outcome)) => {
-                match settle(conn, provider, &attempt, outcome, actor) {
+                match settle(conn, provider, &attempt, outcome, None) {
                     Err(err) if err.status_code().is_server_error() => {
                         log::warn!("cannot settle payment {id}: {err}");
                     }

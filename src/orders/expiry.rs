@@ -11,7 +11,7 @@ use crate::db::schema::orders;
 use crate::db::{now, write_transaction, DbConn};
 use crate::error::ApiError;
 use crate::orders::model::OrderRow;
-use crate::orders::service::{cancel_in_transaction, Actor};
+use crate::orders::service::cancel_in_transaction;
 use crate::orders::state::{OrderAction, OrderStatus};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -47,13 +47,7 @@ pub fn expire_due(conn: &mut DbConn, limit: usize) -> Result<Vec<i64>, ApiError>
             let Some(row) = next_due(tx, now())? else {
                 return Ok(None);
             };
-            cancel_in_transaction(
-                tx,
-                &row,
-                OrderAction::Expire,
-                Actor::SYSTEM,
-                Some("expired unpaid"),
-            )?;
+            cancel_in_transaction(tx, &row, OrderAction::Expire, None, Some("expired unpaid"))?;
             Ok::<_, ApiError>(Some(row.id))
         });
         match done {

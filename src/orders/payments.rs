@@ -14,7 +14,7 @@
 //! pending the order takes no other payment.
 
 use crate::auth::model::utc;
-use crate::auth::AuthUser;
+use crate::auth::Principal;
 use crate::db::schema::{orders, payments};
 use crate::db::{now, write_transaction, DbConn};
 use crate::error::ApiError;
@@ -227,7 +227,11 @@ pub(crate) fn outstanding(conn: &mut DbConn, order: &OrderRow) -> Result<i64, Ap
 
 /// Checks that `user` may take the Pay action on the order now (409 otherwise) and returns its
 /// outstanding amount.
-pub(crate) fn payable(conn: &mut DbConn, user: &AuthUser, row: &OrderRow) -> Result<i64, ApiError> {
+pub(crate) fn payable(
+    conn: &mut DbConn,
+    user: &Principal,
+    row: &OrderRow,
+) -> Result<i64, ApiError> {
     let status = OrderStatus::parse(&row.status)
         .ok_or_else(|| ApiError::internal(format!("order {} status {}", row.id, row.status)))?;
     state::next(status, OrderAction::Pay, user.is_staff())?;
@@ -280,7 +284,7 @@ pub(crate) struct Record<'a> {
 
 pub(crate) fn insert(
     conn: &mut DbConn,
-    user: &AuthUser,
+    user: &Principal,
     order_id: i64,
     r: &Record<'_>,
 ) -> Result<PaymentView, ApiError> {
@@ -292,7 +296,7 @@ pub(crate) fn insert(
             payments::status.eq(r.status.as_str()),
             payments::provider_reference.eq(r.provider_reference),
             payments::failure_code.eq(r.failure_code),
-            payments::created_by.eq(user.id),
+            payments::created_by.eq(user.user_id),
             payments::created_at.eq(now()),
         ))
         .returning(PAYMENT_COLUMNS)
@@ -305,7 +309,7 @@ pub(crate) fn insert(
 pub fn pay_order(
     conn: &mut DbConn,
     ctx: &PayContext<'_>,
-    user: &AuthUser,
+    user: &Principal,
     id: i64,
     input: &NewPayment,
     key: Option<&KeyedRequest>,
@@ -365,7 +369,7 @@ fn method_of<'a>(
 fn pay_at_once(
     conn: &mut DbConn,
     ctx: &PayContext<'_>,
-    user: &AuthUser,
+    user: &Principal,
     id: i64,
     method: PaymentMethod,
     after: &mut StoreResult<'_, PaymentResult>,
@@ -494,7 +498,7 @@ pub(crate) fn settle_pending(
 /// `succeeded`. A transfer already settled, or an order no longer payable, is 409.
 pub fn confirm_transfer(
     conn: &mut DbConn,
-    user: &AuthUser,
+    user: &Principal,
     order_id: i64,
     payment_id: i64,
 ) -> Result<PaymentResult, ApiError> {
@@ -524,7 +528,7 @@ pub fn confirm_transfer(
 /// expiry of `order_ttl`.
 pub fn reject_transfer(
     conn: &mut DbConn,
-    user: &AuthUser,
+    user: &Principal,
     order_id: i64,
     payment_id: i64,
     order_ttl: std::time::Duration,
@@ -554,7 +558,7 @@ pub fn reject_transfer(
 /// An order's payments, oldest first (same visibility as the order).
 pub fn list_payments(
     conn: &mut DbConn,
-    user: &AuthUser,
+    user: &Principal,
     id: i64,
 ) -> Result<Vec<PaymentView>, ApiError> {
     visible_order(conn, user, id)?;

@@ -11,7 +11,7 @@
 //! transfer refunds are paid out by staff by hand and are recorded as succeeded at once.
 
 use crate::auth::model::utc;
-use crate::auth::AuthUser;
+use crate::auth::Principal;
 use crate::db::schema::{payments, refunds};
 use crate::db::{now, write_transaction, DbConn};
 use crate::error::ApiError;
@@ -444,7 +444,7 @@ pub fn carry_out_due(
 /// An order's refunds, oldest first (same visibility as the order).
 pub fn list_refunds(
     conn: &mut DbConn,
-    user: &AuthUser,
+    user: &Principal,
     order_id: i64,
 ) -> Result<Vec<RefundView>, ApiError> {
     visible_order(conn, user, order_id)?;

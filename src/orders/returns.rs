@@ -10,7 +10,7 @@
 //! `partially_returned` or `returned`, and the planned refunds, carried out after commit.
 
 use crate::auth::model::utc;
-use crate::auth::AuthUser;
+use crate::auth::Principal;
 use crate::db::schema::{order_events, order_lines, orders, return_lines, returns};
 use crate::db::{now, write_transaction, DbConn, WriteTx};
 use crate::error::{ApiError, FieldError};
@@ -19,7 +19,7 @@ use crate::inventory::stock::{self, Movement};
 use crate::orders::model::{OrderLineRow, OrderRow};
 use crate::orders::payments::PaymentProvider;
 use crate::orders::refunds::{self, RefundRow, RefundView};
-use crate::orders::service::{lines_of, transition, visible_order, Actor};
+use crate::orders::service::{lines_of, transition, visible_order};
 use crate::orders::state::{self, IllegalTransition, OrderAction, OrderStatus};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -234,7 +234,7 @@ fn status_of(row: &OrderRow) -> Result<OrderStatus, ApiError> {
 }
 
 /// 409 unless the order is in a status that takes returns.
-fn check_returnable(row: &OrderRow, user: &AuthUser) -> Result<(), ApiError> {
+fn check_returnable(row: &OrderRow, user: &Principal) -> Result<(), ApiError> {
     let status = status_of(row)?;
     if state::next(status, OrderAction::ReturnPart, true).is_err() {
         return Err(IllegalTransition {
@@ -294,7 +294,7 @@ fn requested_quantities(conn: &mut DbConn, order_id: i64) -> Result<HashMap<i64,
 pub fn create_return(
     conn: &mut DbConn,
     provider: &dyn PaymentProvider,
-    user: &AuthUser,
+    user: &Principal,
     order_id: i64,
     input: &NewReturn,
     window: Duration,
@@ -384,7 +384,7 @@ pub fn create_return(
                 returns::restock.eq(restock),
                 returns::reason.eq(reason),
                 returns::refund_cents.eq(refund_cents),
-                returns::requested_by.eq(user.id),
+                returns::requested_by.eq(user.user_id),
                 returns::created_at.eq(at),
             ))
             .returning(returns::all_columns)
@@ -435,7 +435,7 @@ fn receive_in_transaction(
     ret: &ReturnRow,
     lines: &[ReturnLineRow],
     restock: bool,
-    user: &AuthUser,
+    user: &Principal,
     note: Option<&str>,
 ) -> Result<(ReturnRow, Vec<RefundRow>), ApiError> {
     let at = now();
@@ -467,7 +467,7 @@ fn receive_in_transaction(
                     reason: Some("customer_return"),
                     note: Some(&ret.reason),
                     unit_cost_cents: None,
-                    user_id: Some(user.id),
+                    user_id: Some(user.user_id),
                     at,
                 },
             )?;
@@ -484,20 +484,20 @@ fn receive_in_transaction(
         OrderAction::ReturnPart
     };
     let event_note = format!("return {}", ret.id);
-    transition(tx, order, action, Actor::from(user), Some(&event_note))?;
+    transition(tx, order, action, Some(user), Some(&event_note))?;
     let planned = refunds::plan(
         tx,
         order.id,
         ret.refund_cents,
         Some(ret.id),
         &format!("return {}: {}", ret.id, ret.reason),
-        Some(user.id),
+        Some(user.user_id),
     )?;
     let ret: ReturnRow = diesel::update(returns::table.find(ret.id))
         .set((
             returns::status.eq(ReturnStatus::Received.as_str()),
             returns::restock.eq(restock),
-            returns::decided_by.eq(Some(user.id)),
+            returns::decided_by.eq(Some(user.user_id)),
             returns::decision_note.eq(note),
             returns::decided_at.eq(Some(at)),
         ))
@@ -529,7 +529,7 @@ fn open_request(conn: &mut DbConn, order_id: i64, return_id: i64) -> Result<Retu
 pub fn receive_return(
     conn: &mut DbConn,
     provider: &dyn PaymentProvider,
-    user: &AuthUser,
+    user: &Principal,
     order_id: i64,
     return_id: i64,
     input: &ReturnDecision,
@@ -558,7 +558,7 @@ pub fn receive_return(
 /// Staff turn down a customer's requested return: nothing moves, no refund.
 pub fn reject_return(
     conn: &mut DbConn,
-    user: &AuthUser,
+    user: &Principal,
     order_id: i64,
     return_id: i64,
     input: &ReturnRejection,
@@ -576,7 +576,7 @@ pub fn reject_return(
             diesel::update(returns::table.find(ret.id))
                 .set((
                     returns::status.eq(ReturnStatus::Rejected.as_str()),
-                    returns::decided_by.eq(Some(user.id)),
+                    returns::decided_by.eq(Some(user.user_id)),
                     returns::decision_note.eq(note),
                     returns::decided_at.eq(Some(now())),
                 ))
@@ -590,7 +590,7 @@ pub fn reject_return(
 /// An order's returns, oldest first (same visibility as the order).
 pub fn list_returns(
     conn: &mut DbConn,
-    user: &AuthUser,
+    user: &Principal,
     order_id: i64,
 ) -> Result<Vec<ReturnView>, ApiError> {
     visible_order(conn, user, order_id)?;

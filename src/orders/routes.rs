@@ -1,7 +1,7 @@
 //! HTTP routes of `/orders`.
 
 use crate::app::AppState;
-use crate::auth::{AuthUser, StaffUser};
+use crate::auth::{Principal, StaffUser};
 use crate::db;
 use crate::error::{ApiError, Problem, Shortage};
 use crate::http::extract::OptionalJson;
@@ -88,13 +88,13 @@ fn location(id: i64) -> String {
         (status = 422, description = "Invalid fields, unknown or archived book, duplicate book, unknown customer, or a reused Idempotency-Key", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_order(
     state: web::Data<AppState>,
-    user: AuthUser,
+    user: Principal,
     req: HttpRequest,
     body: ApiJson<NewOrder>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner();
     let hash = idempotency::request_hash(&input)?;
-    let user_id = user.id;
+    let user_id = user.user_id;
     let st = state.clone();
     let outcome = create_once(&state, &req, user_id, hash, move |conn, store| {
         let ctx = service::OrderContext {
@@ -123,7 +123,7 @@ pub async fn create_order(
         (status = 422, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json")))]
 pub async fn list_orders(
     state: web::Data<AppState>,
-    user: AuthUser,
+    user: Principal,
     query: ApiQuery<OrderQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = db::run(&state.pool, move |conn| {
@@ -143,7 +143,7 @@ pub async fn list_orders(
         (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json")))]
 pub async fn get_order(
     state: web::Data<AppState>,
-    user: AuthUser,
+    user: Principal,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
@@ -165,7 +165,7 @@ pub async fn get_order(
         (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json")))]
 pub async fn list_events(
     state: web::Data<AppState>,
-    user: AuthUser,
+    user: Principal,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
@@ -193,7 +193,7 @@ pub async fn list_events(
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json")))]
 pub async fn cancel_order(
     state: web::Data<AppState>,
-    user: AuthUser,
+    user: Principal,
     id: web::Path<i64>,
     body: OptionalJson<CancelOrder>,
 ) -> Result<HttpResponse, ApiError> {
@@ -264,7 +264,7 @@ fn payments_location(id: i64) -> String {
         (status = 422, description = "Unknown or disabled method, missing or invalid token, or a reused Idempotency-Key", body = Problem, content_type = "application/problem+json")))]
 pub async fn pay_order(
     state: web::Data<AppState>,
-    user: AuthUser,
+    user: Principal,
     req: HttpRequest,
     id: web::Path<i64>,
     body: ApiJson<NewPayment>,
@@ -273,7 +273,7 @@ pub async fn pay_order(
     let input = body.into_inner();
     // The order is part of what a key stands for: the same key for another order is a reuse.
     let hash = idempotency::request_hash(&serde_json::json!({"order_id": id, "payment": &input}))?;
-    let key = crate::http::idempotent::keyed(&req, user.id, hash)?;
+    let key = crate::http::idempotent::keyed(&req, user.user_id, hash)?;
     let st = state.clone();
     let outcome = db::run(&state.pool, move |conn| {
         let ctx = PayContext {
@@ -297,7 +297,7 @@ pub async fn pay_order(
         (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json")))]
 pub async fn list_payments(
     state: web::Data<AppState>,
-    user: AuthUser,
+    user: Principal,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
@@ -397,7 +397,7 @@ pub async fn reject_transfer(
         (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json")))]
 pub async fn list_refunds(
     state: web::Data<AppState>,
-    user: AuthUser,
+    user: Principal,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
@@ -434,7 +434,7 @@ fn returns_location(id: i64) -> String {
         (status = 422, description = "Invalid fields, a book not on the order, a duplicate book, `restock` from a customer, or a reused Idempotency-Key", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_return(
     state: web::Data<AppState>,
-    user: AuthUser,
+    user: Principal,
     req: HttpRequest,
     id: web::Path<i64>,
     body: ApiJson<NewReturn>,
@@ -442,7 +442,7 @@ pub async fn create_return(
     let id = id.into_inner();
     let input = body.into_inner();
     let hash = idempotency::request_hash(&serde_json::json!({"order_id": id, "return": &input}))?;
-    let user_id = user.id;
+    let user_id = user.user_id;
     let st = state.clone();
     let outcome = create_once(&state, &req, user_id, hash, move |conn, store| {
         returns::create_return(
@@ -469,7 +469,7 @@ pub async fn create_return(
         (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json")))]
 pub async fn list_returns(
     state: web::Data<AppState>,
-    user: AuthUser,
+    user: Principal,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();

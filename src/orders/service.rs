@@ -2,7 +2,7 @@
 //! pays and fulfils), reading and listing with the visibility rules, the status history,
 //! cancellation (refunding a paid order) and fulfilment. No HTTP types here.
 
-use crate::auth::AuthUser;
+use crate::auth::Principal;
 use crate::db::schema::{books, customers, order_events, order_lines, orders};
 use crate::db::{now, write_transaction, DbConn, WriteTx};
 use crate::error::{ApiError, FieldError, Shortage};
@@ -17,29 +17,6 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
-
-/// Who changes an order: a user, or the system (the expiry task).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Actor {
-    pub user_id: Option<i64>,
-    pub is_staff: bool,
-}
-
-impl Actor {
-    pub const SYSTEM: Actor = Actor {
-        user_id: None,
-        is_staff: true,
-    };
-}
-
-impl From<&AuthUser> for Actor {
-    fn from(user: &AuthUser) -> Self {
-        Actor {
-            user_id: Some(user.id),
-            is_staff: user.is_staff(),
-        }
-    }
-}
 
 /// What placing an order needs from the application's settings.
 #[derive(Debug, Clone, Copy)]
@@ -58,7 +35,7 @@ fn not_found(id: i64) -> ApiError {
 
 /// Whom an order is for: a customer orders for themselves; staff for any existing customer or
 /// for a walk-in shopper (none).
-fn resolve_customer(user: &AuthUser, requested: Option<i64>) -> Result<Option<i64>, ApiError> {
+fn resolve_customer(user: &Principal, requested: Option<i64>) -> Result<Option<i64>, ApiError> {
     if user.is_staff() {
         return Ok(requested);
     }
@@ -82,7 +59,7 @@ fn resolve_customer(user: &AuthUser, requested: Option<i64>) -> Result<Option<i6
 /// there).
 pub fn create_order(
     conn: &mut DbConn,
-    user: &AuthUser,
+    user: &Principal,
     input: &NewOrder,
     ctx: &OrderContext<'_>,
     after: impl FnOnce(&mut DbConn, &OrderView) -> Result<(), ApiError>,
@@ -198,7 +175,7 @@ pub fn create_order(
                 orders::shipping_address.eq(shipping_address.as_deref()),
                 orders::notes.eq(notes),
                 orders::expires_at.eq(at + ttl),
-                orders::created_by.eq(user.id),
+                orders::created_by.eq(user.user_id),
                 orders::version.eq(1),
                 orders::created_at.eq(at),
                 orders::updated_at.eq(at),
@@ -227,7 +204,7 @@ pub fn create_order(
             &row,
             None,
             OrderStatus::PendingPayment,
-            Some(user.id),
+            Some(user.user_id),
             None,
             at,
         )?;
@@ -237,7 +214,7 @@ pub fn create_order(
                 tx,
                 &row,
                 OrderAction::Pay,
-                user.into(),
+                Some(user),
                 Some("paid at the counter"),
             )?;
             payments::insert(
@@ -257,10 +234,10 @@ pub fn create_order(
                     tx,
                     &row,
                     OrderAction::Fulfil,
-                    user.into(),
+                    Some(user),
                     Some("handed over at the counter"),
                 )?;
-                consume_lines(tx, row.id, &lines, user.id)?;
+                consume_lines(tx, row.id, &lines, user.user_id)?;
             }
         }
         let view = OrderView::from_rows(row, lines).map_err(ApiError::internal)?;
@@ -273,7 +250,7 @@ pub fn create_order(
 /// Only staff make counter sales, only in cash (a card is charged through
 /// `POST /orders/{id}/payments`, outside the order's transaction), and `fulfil` needs payment.
 fn counter_sale(
-    user: &AuthUser,
+    user: &Principal,
     input: &NewOrder,
     enabled: &[String],
 ) -> Result<Option<PaymentMethod>, ApiError> {
@@ -369,7 +346,7 @@ fn webhook_event(from: Option<OrderStatus>, to: OrderStatus) -> Option<EventType
 /// else is 404, never a leak).
 pub(crate) fn visible_order(
     conn: &mut DbConn,
-    user: &AuthUser,
+    user: &Principal,
     id: i64,
 ) -> Result<OrderRow, ApiError> {
     let mut q = orders::table.filter(orders::id.eq(id)).into_boxed();
@@ -409,7 +386,7 @@ pub(crate) fn view(conn: &mut DbConn, row: OrderRow) -> Result<OrderView, ApiErr
 }
 
 /// One order with its lines.
-pub fn get_order(conn: &mut DbConn, user: &AuthUser, id: i64) -> Result<OrderView, ApiError> {
+pub fn get_order(conn: &mut DbConn, user: &Principal, id: i64) -> Result<OrderView, ApiError> {
     let row = visible_order(conn, user, id)?;
     view(conn, row)
 }
@@ -417,7 +394,7 @@ pub fn get_order(conn: &mut DbConn, user: &AuthUser, id: i64) -> Result<OrderVie
 /// An order's status history, oldest first.
 pub fn list_events(
     conn: &mut DbConn,
-    user: &AuthUser,
+    user: &Principal,
     id: i64,
 ) -> Result<Vec<OrderEventView>, ApiError> {
     visible_order(conn, user, id)?;
@@ -434,7 +411,7 @@ pub fn list_events(
 /// Orders matching the filters: all of them for staff, a customer's own for a customer.
 pub fn list_orders(
     conn: &mut DbConn,
-    user: &AuthUser,
+    user: &Principal,
     query: &OrderQuery,
 ) -> Result<Page<OrderView>, ApiError> {
     let (page, per_page) = PageParams {
@@ -524,12 +501,13 @@ pub(crate) fn transition(
     tx: &mut WriteTx<'_>,
     row: &OrderRow,
     action: OrderAction,
-    actor: Actor,
+    by: Option<&Principal>,
     note: Option<&str>,
 ) -> Result<OrderRow, ApiError> {
+    let by_staff = by.is_none_or(Principal::is_staff);
     let from = OrderStatus::parse(&row.status)
         .ok_or_else(|| ApiError::internal(format!("order {} status {}", row.id, row.status)))?;
-    let to = state::next(from, action, actor.is_staff)?;
+    let to = state::next(from, action, by_staff)?;
     let at = now();
     let updated: Option<OrderRow> = diesel::update(
         orders::table
@@ -552,12 +530,20 @@ pub(crate) fn transition(
             .first(tx.conn())?;
         let current = OrderStatus::parse(&current)
             .ok_or_else(|| ApiError::internal(format!("order {} status {current}", row.id)))?;
-        return Err(match state::next(current, action, actor.is_staff) {
+        return Err(match state::next(current, action, by_staff) {
             Err(illegal) => illegal.into(),
             Ok(_) => ApiError::Conflict("the order changed meanwhile; retry".into()),
         });
     };
-    record_event(tx, &updated, Some(from), to, actor.user_id, note, at)?;
+    record_event(
+        tx,
+        &updated,
+        Some(from),
+        to,
+        by.map(|p| p.user_id),
+        note,
+        at,
+    )?;
     Ok(updated)
 }
 
@@ -570,10 +556,10 @@ pub(crate) fn cancel_in_transaction(
     tx: &mut WriteTx<'_>,
     row: &OrderRow,
     action: OrderAction,
-    actor: Actor,
+    by: Option<&Principal>,
     note: Option<&str>,
 ) -> Result<(OrderRow, Vec<OrderLineRow>, Vec<RefundRow>), ApiError> {
-    let updated = transition(tx, row, action, actor, note)?;
+    let updated = transition(tx, row, action, by, note)?;
     let lines = lines_of(tx, &[row.id])?.remove(&row.id).unwrap_or_default();
     let mut by_book: Vec<&OrderLineRow> = lines.iter().collect();
     by_book.sort_by_key(|l| l.book_id);
@@ -601,7 +587,7 @@ pub(crate) fn cancel_in_transaction(
             amount,
             None,
             note.unwrap_or("order cancelled"),
-            actor.user_id,
+            by.map(|p| p.user_id),
         )?
     } else {
         Vec::new()
@@ -617,7 +603,7 @@ pub(crate) fn cancel_in_transaction(
 pub fn cancel_order(
     conn: &mut DbConn,
     provider: &dyn PaymentProvider,
-    user: &AuthUser,
+    user: &Principal,
     id: i64,
     input: &CancelOrder,
 ) -> Result<OrderView, ApiError> {
@@ -628,7 +614,7 @@ pub fn cancel_order(
         .filter(|r| !r.is_empty());
     let (updated, lines, planned) = write_transaction(conn, |tx| {
         let row = visible_order(tx, user, id)?;
-        cancel_in_transaction(tx, &row, OrderAction::Cancel, user.into(), reason)
+        cancel_in_transaction(tx, &row, OrderAction::Cancel, Some(user), reason)
     })?;
     refunds::carry_out_planned(conn, provider, &planned);
     OrderView::from_rows(updated, lines).map_err(ApiError::internal)
@@ -655,21 +641,21 @@ fn consume_lines(
 /// conditional update and consumes every line's reservation (`on_hand -= q`, `reserved -= q`, a
 /// `sale` movement referencing the order), exactly once however many fulfils race: the losers
 /// find the order fulfilled and get the state machine's 409.
-pub fn fulfil_order(conn: &mut DbConn, user: &AuthUser, id: i64) -> Result<OrderView, ApiError> {
+pub fn fulfil_order(conn: &mut DbConn, user: &Principal, id: i64) -> Result<OrderView, ApiError> {
     write_transaction(conn, |tx| {
         let row = visible_order(tx, user, id)?;
-        let updated = transition(tx, &row, OrderAction::Fulfil, user.into(), None)?;
+        let updated = transition(tx, &row, OrderAction::Fulfil, Some(user), None)?;
         let lines = lines_of(tx, &[id])?.remove(&id).unwrap_or_default();
-        consume_lines(tx, id, &lines, user.id)?;
+        consume_lines(tx, id, &lines, user.user_id)?;
         OrderView::from_rows(updated, lines).map_err(ApiError::internal)
     })
 }
 
 /// Marks a fulfilled order completed (staff).
-pub fn complete_order(conn: &mut DbConn, user: &AuthUser, id: i64) -> Result<OrderView, ApiError> {
+pub fn complete_order(conn: &mut DbConn, user: &Principal, id: i64) -> Result<OrderView, ApiError> {
     write_transaction(conn, |tx| {
         let row = visible_order(tx, user, id)?;
-        let updated = transition(tx, &row, OrderAction::Complete, user.into(), None)?;
+        let updated = transition(tx, &row, OrderAction::Complete, Some(user), None)?;
         view(tx, updated)
     })
 }

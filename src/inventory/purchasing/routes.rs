@@ -240,7 +240,7 @@ pub async fn create_purchase_order(
 ) -> Result<HttpResponse, ApiError> {
     let currency = state.settings.currency.clone();
     let order = db::run(&state.pool, move |conn| {
-        purchase_orders::create_purchase_order(conn, &body.0, staff.0.id, &currency)
+        purchase_orders::create_purchase_order(conn, &body.0, staff.0.user_id, &currency)
     })
     .await?;
     Ok(order_response(StatusCode::CREATED, &order))
@@ -372,7 +372,7 @@ pub async fn receive_purchase_order(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let input = body.into_inner();
-    let user_id = staff.0.id;
+    let user_id = staff.0.user_id;
     let currency = state.settings.currency.clone();
     // The key is bound to the order as well as the body: reused for another order (or another
     // endpoint) it is refused, never answered with this receipt.

@@ -56,7 +56,7 @@ pub async fn open_stocktake(
 ) -> Result<HttpResponse, ApiError> {
     let currency = state.settings.currency.clone();
     let view = db::run(&state.pool, move |conn| {
-        service::open(conn, &body.0, staff.0.id, &currency)
+        service::open(conn, &body.0, staff.0.user_id, &currency)
     })
     .await?;
     Ok(HttpResponse::Created()
@@ -131,7 +131,7 @@ pub async fn record_counts(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let view = db::run(&state.pool, move |conn| {
-        service::record_counts(conn, id, &body.0, staff.0.id)
+        service::record_counts(conn, id, &body.0, staff.0.user_id)
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))
@@ -187,7 +187,7 @@ pub async fn complete_stocktake(
     let id = id.into_inner();
     let currency = state.settings.currency.clone();
     let view = db::run(&state.pool, move |conn| {
-        service::complete(conn, id, &input, staff.0.id, &currency)
+        service::complete(conn, id, &input, staff.0.user_id, &currency)
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))

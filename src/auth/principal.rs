@@ -1,7 +1,9 @@
-//! Extractors that authenticate the caller and enforce a route's role rule, so that each rule is
-//! visible in the handler's signature.
+//! Who is calling: the [`Principal`] that services are given, and the extractors that
+//! authenticate it and enforce a route's role rule, so that each rule is visible in the handler's
+//! signature.
 
 use crate::app::AppState;
+use crate::auth::accounts::Account;
 use crate::auth::Role;
 use crate::db;
 use crate::db::schema::users;
@@ -12,17 +14,18 @@ use actix_web::{web, FromRequest, HttpRequest};
 use diesel::prelude::*;
 use futures_util::future::LocalBoxFuture;
 
-/// An authenticated, active user. Role and active flag are read from the database on each
-/// request, so a deactivation or role change takes effect at once, not when the token expires.
+/// An authenticated, active user, as services see the caller. Role and active flag come from the
+/// account (read at most [`crate::auth::accounts::FRESH_FOR`] ago), not from the token, so a
+/// deactivation or role change takes effect then, not when the token expires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AuthUser {
-    pub id: i64,
+pub struct Principal {
+    pub user_id: i64,
     pub role: Role,
     /// The customer record of a customer account.
     pub customer_id: Option<i64>,
 }
 
-impl AuthUser {
+impl Principal {
     pub fn is_staff(&self) -> bool {
         self.role.is_staff()
     }
@@ -30,11 +33,11 @@ impl AuthUser {
 
 /// A user with the `staff` or `admin` role.
 #[derive(Debug, Clone, Copy)]
-pub struct StaffUser(pub AuthUser);
+pub struct StaffUser(pub Principal);
 
 /// A user with the `admin` role.
 #[derive(Debug, Clone, Copy)]
-pub struct AdminUser(pub AuthUser);
+pub struct AdminUser(pub Principal);
 
 fn bearer_token(req: &HttpRequest) -> Result<String, ApiError> {
     let value = req
@@ -57,7 +60,7 @@ fn bearer_token(req: &HttpRequest) -> Result<String, ApiError> {
     }
 }
 
-async fn authenticate(req: HttpRequest) -> Result<AuthUser, ApiError> {
+async fn authenticate(req: HttpRequest) -> Result<Principal, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::internal("application state missing"))?
@@ -71,30 +74,51 @@ async fn authenticate(req: HttpRequest) -> Result<AuthUser, ApiError> {
         .sub
         .parse()
         .map_err(|_| ApiError::Unauthorized("the access token is malformed".into()))?;
-    let row = db::run(&state.pool, move |conn| {
-        users::table
-            .find(user_id)
-            .select((users::role, users::active, users::customer_id))
-            .first::<(String, bool, Option<i64>)>(conn)
-            .optional()
-            .map_err(ApiError::from)
-    })
-    .await?;
-    match row {
-        Some((role, true, customer_id)) => Ok(AuthUser {
-            id: user_id,
-            role: Role::parse(&role)
-                .ok_or_else(|| ApiError::internal(format!("unknown role {role}")))?,
+    let account = match state.accounts.get(user_id) {
+        Some(account) => Some(account),
+        None => {
+            let read = db::run(&state.pool, move |conn| read_account(conn, user_id)).await?;
+            if let Some(account) = read {
+                state.accounts.put(user_id, account);
+            }
+            read
+        }
+    };
+    match account {
+        Some(Account {
+            active: true,
+            role,
+            customer_id,
+        }) => Ok(Principal {
+            user_id,
+            role,
             customer_id,
         }),
-        Some((_, false, _)) => Err(ApiError::Unauthorized("the account is deactivated".into())),
+        Some(_) => Err(ApiError::Unauthorized("the account is deactivated".into())),
         None => Err(ApiError::Unauthorized(
             "the account no longer exists".into(),
         )),
     }
 }
 
-impl FromRequest for AuthUser {
+fn read_account(conn: &mut db::DbConn, user_id: i64) -> Result<Option<Account>, ApiError> {
+    let row = users::table
+        .find(user_id)
+        .select((users::role, users::active, users::customer_id))
+        .first::<(String, bool, Option<i64>)>(conn)
+        .optional()?;
+    row.map(|(role, active, customer_id)| {
+        Ok(Account {
+            role: Role::parse(&role)
+                .ok_or_else(|| ApiError::internal(format!("user {user_id} has role {role:?}")))?,
+            active,
+            customer_id,
+        })
+    })
+    .transpose()
+}
+
+impl FromRequest for Principal {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
